@@ -1,0 +1,98 @@
+//! Fine-tuning dataset lines in the chat `messages` form (system, user, assistant) that
+//! fine-tuning tools read, with metadata about the run that produced them.
+
+use crate::skill::{SkillKind, SkillRegistry};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetLine {
+    pub messages: Vec<Message>,
+    pub metadata: LineMetadata,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineMetadata {
+    pub scenario: String,
+    pub seed: u64,
+    /// Who wrote the tree: "hand", "expert", or a model name.
+    pub source: String,
+    pub outcome: String,
+    pub success: bool,
+    pub ticks: u64,
+    pub sim_time_s: f64,
+    /// SHA-256 of the assistant message: identical trees share it (for deduplication).
+    pub tree_sha256: String,
+}
+
+/// The system message: the tree format and the skills the robot has, one line each.
+pub fn system_prompt(registry: &SkillRegistry) -> String {
+    let mut s = String::from(
+        "You write behavior trees for a robot in arbor's YAML format. A node is a map with one key: \
+a control node (sequence, fallback, reactive_sequence, reactive_fallback) with a list of children, \
+a decorator (inverter, force_success, force_failure, retry{num_attempts}, timeout{seconds}) with 'child', \
+or a skill with its parameters.\nSkills:\n",
+    );
+    for spec in registry.iter() {
+        let params: Vec<String> = spec.params.iter().map(|p| format!("{}{}: {}", p.name, if p.required { "" } else { "?" }, p.ty)).collect();
+        let kind = match spec.kind {
+            SkillKind::Action => "action",
+            SkillKind::Condition => "condition",
+        };
+        let _ = writeln!(s, "- {}({}) [{kind}]: {}", spec.name, params.join(", "), spec.description);
+    }
+    s
+}
+
+/// The user message: the goal and what memory knows when planning starts.
+pub fn user_prompt(goal: &str, places: &[String], people: &[String], objects: &[String]) -> String {
+    format!(
+        "Goal: {goal}\nKnown places: {}\nKnown people: {}\nKnown objects: {}",
+        list_or_none(places),
+        list_or_none(people),
+        list_or_none(objects)
+    )
+}
+
+fn list_or_none(xs: &[String]) -> String {
+    if xs.is_empty() { "none".into() } else { xs.join(", ") }
+}
+
+impl DatasetLine {
+    pub fn new(system: String, user: String, tree_yaml: String, metadata: LineMetadata) -> Self {
+        Self {
+            messages: vec![
+                Message { role: "system".into(), content: system },
+                Message { role: "user".into(), content: user },
+                Message { role: "assistant".into(), content: tree_yaml },
+            ],
+            metadata,
+        }
+    }
+}
+
+/// Hex SHA-256 of a text.
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha_is_stable() {
+        assert_eq!(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

@@ -1,0 +1,278 @@
+//! The skill registry: every action and condition a tree may use, with typed parameters.
+//! Trees are checked against it before the first tick; the planner's grammar is generated
+//! from it.
+
+use crate::value::{Params, Value};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The type of one skill parameter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ParamType {
+    /// Free text, at most `max_len` characters.
+    Text { max_len: usize },
+    /// A number in [min, max].
+    Number { min: f64, max: f64 },
+    Bool,
+    /// The name of an entity (person or object) the robot knows.
+    Entity,
+    /// The name of a place on the map.
+    Place,
+    /// A place or an entity.
+    Target,
+    /// One of a fixed set of words.
+    Enum { values: Vec<String> },
+}
+
+impl fmt::Display for ParamType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamType::Text { max_len } => write!(f, "text (at most {max_len} characters)"),
+            ParamType::Number { min, max } => write!(f, "number in [{min}, {max}]"),
+            ParamType::Bool => f.write_str("bool"),
+            ParamType::Entity => f.write_str("entity name"),
+            ParamType::Place => f.write_str("place name"),
+            ParamType::Target => f.write_str("place or entity name"),
+            ParamType::Enum { values } => write!(f, "one of {}", values.join("|")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamSpec {
+    pub name: String,
+    #[serde(flatten)]
+    pub ty: ParamType,
+    pub required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    pub description: String,
+}
+
+impl ParamSpec {
+    pub fn required(name: &str, ty: ParamType, description: &str) -> Self {
+        Self { name: name.into(), ty, required: true, default: None, description: description.into() }
+    }
+
+    pub fn optional(name: &str, ty: ParamType, description: &str) -> Self {
+        Self { name: name.into(), ty, required: false, default: None, description: description.into() }
+    }
+
+    pub fn with_default(name: &str, ty: ParamType, default: Value, description: &str) -> Self {
+        Self { name: name.into(), ty, required: false, default: Some(default), description: description.into() }
+    }
+}
+
+/// Whether a skill changes the world (action, may run over many ticks) or only checks it
+/// (condition, answers in the tick it is asked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkillKind {
+    Action,
+    Condition,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SkillSpec {
+    pub name: String,
+    pub kind: SkillKind,
+    pub description: String,
+    pub params: Vec<ParamSpec>,
+}
+
+impl SkillSpec {
+    pub fn action(name: &str, description: &str, params: Vec<ParamSpec>) -> Self {
+        Self { name: name.into(), kind: SkillKind::Action, description: description.into(), params }
+    }
+
+    pub fn condition(name: &str, description: &str, params: Vec<ParamSpec>) -> Self {
+        Self { name: name.into(), kind: SkillKind::Condition, description: description.into(), params }
+    }
+
+    pub fn param(&self, name: &str) -> Option<&ParamSpec> {
+        self.params.iter().find(|p| p.name == name)
+    }
+}
+
+/// Names the world knows: places on the map and entities the robot knows of. Parameters of
+/// type entity/place/target are checked against it when it is given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vocabulary {
+    pub places: Vec<String>,
+    pub entities: Vec<String>,
+}
+
+impl Vocabulary {
+    fn has_place(&self, s: &str) -> bool {
+        self.places.iter().any(|p| p == s)
+    }
+    fn has_entity(&self, s: &str) -> bool {
+        self.entities.iter().any(|p| p == s)
+    }
+}
+
+/// A problem with one parameter of one skill call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParamError {
+    #[error("unknown parameter '{param}' (skill '{skill}' takes: {expected})")]
+    Unknown { skill: String, param: String, expected: String },
+    #[error("missing required parameter '{param}' ({ty})")]
+    Missing { param: String, ty: String },
+    #[error("parameter '{param}' must be {ty}, got {got}")]
+    WrongType { param: String, ty: String, got: String },
+    #[error("parameter '{param}': unknown {what} '{name}' (known: {known})")]
+    UnknownName { param: String, what: &'static str, name: String, known: String },
+}
+
+/// The set of skills a robot offers. Ordered by name: listing and grammar output are stable.
+#[derive(Debug, Clone, Default)]
+pub struct SkillRegistry {
+    skills: BTreeMap<String, SkillSpec>,
+}
+
+impl SkillRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a skill; a later registration of the same name replaces the earlier one
+    /// (a robot backend may refine a generic skill).
+    pub fn register(&mut self, spec: SkillSpec) {
+        self.skills.insert(spec.name.clone(), spec);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&SkillSpec> {
+        self.skills.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &SkillSpec> {
+        self.skills.values()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.skills.keys().map(String::as_str).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.skills.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.skills.is_empty()
+    }
+
+    /// Checks `params` against the skill's declaration and fills in defaults.
+    /// Returns the completed parameter set.
+    pub fn check_params(&self, spec: &SkillSpec, params: &Params, vocab: Option<&Vocabulary>) -> Result<Params, ParamError> {
+        for key in params.keys() {
+            if spec.param(key).is_none() {
+                let expected = if spec.params.is_empty() {
+                    "no parameters".to_string()
+                } else {
+                    spec.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                };
+                return Err(ParamError::Unknown { skill: spec.name.clone(), param: key.clone(), expected });
+            }
+        }
+        let mut out = Params::new();
+        for p in &spec.params {
+            match params.get(&p.name) {
+                Some(v) => {
+                    check_value(p, v, vocab)?;
+                    out.insert(p.name.clone(), v.clone());
+                }
+                None if p.required => {
+                    return Err(ParamError::Missing { param: p.name.clone(), ty: p.ty.to_string() });
+                }
+                None => {
+                    if let Some(d) = &p.default {
+                        out.insert(p.name.clone(), d.clone());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn check_value(p: &ParamSpec, v: &Value, vocab: Option<&Vocabulary>) -> Result<(), ParamError> {
+    let wrong = || ParamError::WrongType { param: p.name.clone(), ty: p.ty.to_string(), got: v.to_string() };
+    let unknown = |what: &'static str, name: &str, known: Vec<&String>| ParamError::UnknownName {
+        param: p.name.clone(),
+        what,
+        name: name.to_string(),
+        known: known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+    };
+    match (&p.ty, v) {
+        (ParamType::Text { max_len }, Value::Text(s)) if s.chars().count() <= *max_len => Ok(()),
+        (ParamType::Number { min, max }, Value::Number(n)) if n.is_finite() && *n >= *min && *n <= *max => Ok(()),
+        (ParamType::Bool, Value::Bool(_)) => Ok(()),
+        (ParamType::Enum { values }, Value::Text(s)) if values.iter().any(|x| x == s) => Ok(()),
+        (ParamType::Entity, Value::Text(s)) => match vocab {
+            Some(voc) if !voc.has_entity(s) => Err(unknown("entity", s, voc.entities.iter().collect())),
+            _ if s.is_empty() => Err(wrong()),
+            _ => Ok(()),
+        },
+        (ParamType::Place, Value::Text(s)) => match vocab {
+            Some(voc) if !voc.has_place(s) => Err(unknown("place", s, voc.places.iter().collect())),
+            _ if s.is_empty() => Err(wrong()),
+            _ => Ok(()),
+        },
+        (ParamType::Target, Value::Text(s)) => match vocab {
+            Some(voc) if !voc.has_place(s) && !voc.has_entity(s) => {
+                Err(unknown("place or entity", s, voc.places.iter().chain(voc.entities.iter()).collect()))
+            }
+            _ if s.is_empty() => Err(wrong()),
+            _ => Ok(()),
+        },
+        _ => Err(wrong()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> SkillRegistry {
+        let mut r = SkillRegistry::new();
+        r.register(SkillSpec::action(
+            "navigate_to",
+            "drive to a place or entity",
+            vec![
+                ParamSpec::required("target", ParamType::Target, "where to go"),
+                ParamSpec::with_default("speed", ParamType::Number { min: 0.1, max: 1.5 }, Value::Number(0.8), "m/s"),
+            ],
+        ));
+        r
+    }
+
+    fn params(pairs: &[(&str, Value)]) -> Params {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn fills_defaults_and_rejects_bad_params() {
+        let r = registry();
+        let spec = r.get("navigate_to").unwrap();
+        let vocab = Vocabulary { places: vec!["kitchen".into()], entities: vec!["alice".into()] };
+        let ok = r.check_params(spec, &params(&[("target", Value::Text("alice".into()))]), Some(&vocab)).unwrap();
+        assert_eq!(ok.get("speed"), Some(&Value::Number(0.8)));
+
+        let e = r.check_params(spec, &Params::new(), None).unwrap_err();
+        assert!(matches!(e, ParamError::Missing { .. }), "{e}");
+        let e = r.check_params(spec, &params(&[("target", Value::Number(3.0))]), None).unwrap_err();
+        assert!(e.to_string().contains("must be place or entity name"), "{e}");
+        let e = r.check_params(spec, &params(&[("target", Value::Text("garage".into()))]), Some(&vocab)).unwrap_err();
+        assert!(e.to_string().contains("unknown place or entity 'garage'"), "{e}");
+        let e = r
+            .check_params(spec, &params(&[("target", Value::Text("kitchen".into())), ("speed", Value::Number(9.0))]), None)
+            .unwrap_err();
+        assert!(e.to_string().contains("number in [0.1, 1.5]"), "{e}");
+        let e = r
+            .check_params(spec, &params(&[("target", Value::Text("kitchen".into())), ("sped", Value::Number(1.0))]), None)
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown parameter 'sped'"), "{e}");
+    }
+}

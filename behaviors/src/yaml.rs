@@ -17,7 +17,7 @@
 //! ```
 //!
 //! A node is a map with exactly one key naming its type (a built-in node or a skill), plus an
-//! optional `name`. The value of a control node is the list of its children; of a decorator,
+//! optional `name` (for control nodes and decorators it may also stand inside the body). The value of a control node is the list of its children; of a decorator,
 //! its parameters and `child`; of a leaf, its parameters (or nothing).
 
 use crate::tree::{Arity, Node, NodeType, Tree, TreeError};
@@ -114,6 +114,7 @@ fn parse_node(y: &Y, parent: Option<(&str, usize)>, source: &str) -> Result<Node
             for (k, v) in m {
                 match (k.as_str(), v) {
                     (Some("children"), Y::Sequence(list)) => node.children = parse_children(list)?,
+                    (Some("name"), Y::String(s)) => node.name = Some(s.clone()),
                     (Some(k), v) => {
                         node.params.insert(k.to_string(), value(v).map_err(|m| invalid(path.clone(), format!("parameter '{k}': {m}")))?);
                     }
@@ -128,6 +129,7 @@ fn parse_node(y: &Y, parent: Option<(&str, usize)>, source: &str) -> Result<Node
             for (k, v) in m {
                 match k.as_str() {
                     Some("child") => node.children = vec![parse_node(v, Some((&path, 0)), source)?],
+                    Some("name") if v.is_string() => node.name = v.as_str().map(str::to_string),
                     Some(k) => {
                         node.params.insert(k.to_string(), value(v).map_err(|m| invalid(path.clone(), format!("parameter '{k}': {m}")))?);
                     }

@@ -1,0 +1,164 @@
+//! The `arbor` command line.
+
+use anyhow::{Context, Result, bail};
+use arbor_behaviors::{SkillKind, yaml};
+use arbor_sim::{RunConfig, Scenario};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(name = "arbor", version, about = "arbor: behavior trees, perception and memory for robots; a built-in simulator runs the whole loop")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a scenario in the built-in simulator and write a run directory.
+    Sim {
+        /// Scenario YAML (e.g. sim/scenarios/photographer.yaml).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Tree YAML to execute.
+        #[arg(long)]
+        tree: Option<PathBuf>,
+        /// Seed for everything random in the run.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Run directory to write (created if missing; files of an earlier run are replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print the summary as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Work with tree files.
+    Tree {
+        #[command(subcommand)]
+        command: TreeCommand,
+    },
+    /// List the skills a tree can use against the simulator, with their parameters.
+    Skills,
+}
+
+#[derive(Subcommand, Debug)]
+enum TreeCommand {
+    /// Check tree files against the skill registry (and a scenario's places and entities).
+    Validate {
+        files: Vec<PathBuf>,
+        /// Also check that places and entities named in the trees exist in this scenario.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Sim { scenario, tree, seed, out, json } => sim(scenario, tree, seed, out, json),
+        Command::Tree { command: TreeCommand::Validate { files, scenario } } => validate(files, scenario),
+        Command::Skills => {
+            for s in arbor_sim::registry().iter() {
+                let kind = if s.kind == SkillKind::Action { "action" } else { "condition" };
+                println!("{} ({kind}): {}", s.name, s.description);
+                for p in &s.params {
+                    let req = if p.required { "required" } else { "optional" };
+                    let def = p.default.as_ref().map(|d| format!(", default {d}")).unwrap_or_default();
+                    println!("    {}: {} ({req}{def}) {}", p.name, p.ty, p.description);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn sim(scenario_path: PathBuf, tree: Option<PathBuf>, seed: u64, out: PathBuf, json: bool) -> Result<ExitCode> {
+    let scenario_text = std::fs::read_to_string(&scenario_path).with_context(|| format!("reading scenario {}", scenario_path.display()))?;
+    let scenario = Scenario::parse(&scenario_text, &scenario_path.display().to_string())?;
+    let Some(tree_path) = tree else {
+        bail!("no --tree given: planning a tree from the goal with the LLM planner is not built yet; pass --tree <file> (e.g. sim/trees/photographer.yaml)");
+    };
+    let tree = yaml::load_file(&tree_path)?;
+    let cfg = RunConfig {
+        scenario,
+        scenario_text,
+        tree,
+        tree_source: tree_path.display().to_string(),
+        tree_author: "hand".into(),
+        seed,
+        out_dir: out.clone(),
+    };
+    // Wall-clock time is measured here, outside the deterministic run, and kept in its own file.
+    let started = Instant::now();
+    let summary = arbor_sim::run(&cfg)?;
+    let wall = started.elapsed().as_secs_f64();
+    let timing = serde_json::json!({
+        "wall_time_s": wall,
+        "sim_time_s": summary.sim_time_s,
+        "real_time_factor": if wall > 0.0 { summary.sim_time_s / wall } else { 0.0 },
+        "ticks_per_s": if wall > 0.0 { summary.ticks as f64 / wall } else { 0.0 },
+    });
+    let timing_path = out.join("timing.json");
+    std::fs::write(&timing_path, format!("{timing:#}\n")).with_context(|| format!("writing {}", timing_path.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("scenario  {} (seed {})", summary.scenario, summary.seed);
+        println!("goal      {}", summary.goal);
+        println!("tree      {} -> {}", summary.tree, summary.tree_status);
+        println!("outcome   {}", summary.outcome.to_string().to_uppercase());
+        for c in &summary.criteria {
+            println!("  [{}] {}: {}", if c.passed { "x" } else { " " }, c.criterion, c.detail);
+        }
+        println!(
+            "sim time  {:.1} s in {:.3} s wall ({:.0}x real time), {} ticks, {:.1} m driven",
+            summary.sim_time_s,
+            wall,
+            if wall > 0.0 { summary.sim_time_s / wall } else { 0.0 },
+            summary.ticks,
+            summary.distance_m
+        );
+        let calls: Vec<String> = summary.skill_calls.iter().map(|(k, v)| format!("{k} x{v}")).collect();
+        println!("skills    {}", calls.join(", "));
+        let photos: Vec<String> = summary.photos.iter().map(|p| p.subject.clone().unwrap_or_else(|| "scene".into())).collect();
+        println!("photos    {}", if photos.is_empty() { "none".into() } else { photos.join(", ") });
+        println!("run dir   {}", out.display());
+    }
+    Ok(if summary.outcome == arbor_sim::runner::Outcome::Success { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn validate(files: Vec<PathBuf>, scenario: Option<PathBuf>) -> Result<ExitCode> {
+    if files.is_empty() {
+        bail!("no tree files given");
+    }
+    let registry = arbor_sim::registry();
+    let vocab = match &scenario {
+        Some(p) => Some(Scenario::load(p)?.vocabulary()),
+        None => None,
+    };
+    let mut failed = 0;
+    for f in &files {
+        let source = f.display().to_string();
+        match yaml::load_file(f).and_then(|t| t.check(&source, &registry, vocab.as_ref())) {
+            Ok(t) => println!("ok    {source}: {}", t.tree()),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error {e}");
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,34 @@
+//! arbor-sim: the built-in simulator, the embedded default way to run arbor.
+//!
+//! - [`scenario`]: the YAML scenario (map, robot, people, objects, success criteria), parsed
+//!   and validated with errors that name the file, line and field;
+//! - [`nav`]: occupancy grid and A* path planning around walls;
+//! - [`world`]: the deterministic world state, its step function, the ground-truth camera
+//!   (a [`arbor_perception::PerceptionSource`]) and the skills (a [`arbor_behaviors::Robot`]);
+//! - [`runner`]: the loop perceive -> remember -> decide -> act -> record, writing a run
+//!   directory.
+
+pub mod nav;
+pub mod runner;
+pub mod scenario;
+pub mod world;
+
+pub use runner::{RunConfig, RunError, RunSummary, run};
+pub use scenario::{Scenario, ScenarioError};
+pub use world::World;
+
+use arbor_behaviors::SkillRegistry;
+
+/// Registers the simulator's skills and the memory-backed conditions: everything a tree
+/// may use against the simulator.
+pub fn register(reg: &mut SkillRegistry) {
+    world::register_skills(reg);
+    arbor_behaviors::conditions::register(reg);
+}
+
+/// The registry for simulator runs.
+pub fn registry() -> SkillRegistry {
+    let mut reg = SkillRegistry::new();
+    register(&mut reg);
+    reg
+}

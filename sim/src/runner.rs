@@ -1,0 +1,280 @@
+//! The run loop: perceive -> remember -> decide -> act -> record, on the simulator, until
+//! the tree finishes or the scenario's time runs out. Writes a run directory:
+//!
+//! | file | what |
+//! |---|---|
+//! | `scenario.yaml` | the scenario as given |
+//! | `tree.yaml` | the tree as checked (defaults filled in) |
+//! | `ticks.jsonl` | every status transition and skill call/result, stamped with tick and sim time |
+//! | `observations.jsonl` | each perception frame's observations |
+//! | `events.jsonl` | episodic events (also in `memory.sqlite`) |
+//! | `outcome.json` | outcome, criteria, counts, photos |
+//! | `dataset.jsonl` | one fine-tuning line: goal + context -> tree, with the outcome |
+//! | `memory.sqlite` | the episodic memory database |
+//!
+//! Everything except `memory.sqlite` is a deterministic function of (scenario, tree, seed).
+//! Wall-clock figures are not written here: the caller keeps them apart.
+
+use crate::scenario::Scenario;
+use crate::world::{CriterionResult, Photo, World};
+use arbor_behaviors::dataset::{self, DatasetLine, LineMetadata};
+use arbor_behaviors::record::{JsonlSink, TickEvent, TickSink};
+use arbor_behaviors::{Executor, NodeStatus, Tree, TreeError, yaml};
+use arbor_memory::{EpisodicStore, Event, EventKind, MemoryError, WorkingMemory};
+use arbor_perception::{PerceptionSource, SimTime};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io { path: path.to_path_buf(), source }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub scenario: Scenario,
+    /// The scenario file's text, copied into the run directory as given.
+    pub scenario_text: String,
+    pub tree: Tree,
+    /// Names the tree in error messages (its file path, "<planner>", ...).
+    pub tree_source: String,
+    /// Who wrote the tree ("hand", "expert", a model name), for the dataset line.
+    pub tree_author: String,
+    pub seed: u64,
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Timeout,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Timeout => "timeout",
+        })
+    }
+}
+
+/// What a run did; also written as `outcome.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub scenario: String,
+    pub tree: String,
+    pub goal: String,
+    pub seed: u64,
+    pub outcome: Outcome,
+    pub tree_status: NodeStatus,
+    pub sim_time_s: f64,
+    pub ticks: u64,
+    pub skill_calls: BTreeMap<String, u64>,
+    pub halts: u64,
+    pub distance_m: f64,
+    pub criteria: Vec<CriterionResult>,
+    pub photos: Vec<Photo>,
+    pub events: u64,
+}
+
+/// Forwards tick events to the JSONL file and keeps skill calls for memory and counts.
+struct RunSink {
+    jsonl: JsonlSink<BufWriter<File>>,
+    calls: BTreeMap<String, u64>,
+    memory_events: Vec<Event>,
+}
+
+impl TickSink for RunSink {
+    fn record(&mut self, tick: u64, t: SimTime, event: TickEvent) {
+        match &event {
+            TickEvent::SkillStarted { skill, .. } => {
+                *self.calls.entry(skill.clone()).or_default() += 1;
+                self.memory_events.push(Event::new(t, EventKind::SkillStarted, skill.clone()));
+            }
+            TickEvent::SkillFinished { skill, success, detail, .. } => {
+                let verdict = if *success { "succeeded" } else { "failed" };
+                self.memory_events.push(Event::new(t, EventKind::SkillFinished, format!("{skill} {verdict}: {detail}")));
+            }
+            _ => {}
+        }
+        self.jsonl.record(tick, t, event);
+    }
+}
+
+fn create(path: &Path) -> Result<BufWriter<File>, RunError> {
+    Ok(BufWriter::new(File::create(path).map_err(io_err(path))?))
+}
+
+fn finish_jsonl(sink: JsonlSink<BufWriter<File>>, path: &Path) -> Result<(), RunError> {
+    sink.finish().map_err(io_err(path))?;
+    Ok(())
+}
+
+/// Runs a scenario with a tree and writes the run directory.
+pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
+    let registry = crate::registry();
+    let scenario = &cfg.scenario;
+    let checked = cfg.tree.check(&cfg.tree_source, &registry, Some(&scenario.vocabulary()))?;
+    let out = &cfg.out_dir;
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    let write = |name: &str, bytes: &[u8]| -> Result<(), RunError> {
+        let p = out.join(name);
+        std::fs::write(&p, bytes).map_err(io_err(&p))
+    };
+    write("scenario.yaml", cfg.scenario_text.as_bytes())?;
+    let tree_yaml = yaml::to_yaml(checked.tree());
+    write("tree.yaml", tree_yaml.as_bytes())?;
+
+    // A run directory holds one run: start the memory database afresh.
+    let db_path = out.join("memory.sqlite");
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", db_path.display()));
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(RunError::Io { path: p, source: e }),
+        }
+    }
+    let mut episodic = EpisodicStore::open(&db_path)?;
+    let ticks_path = out.join("ticks.jsonl");
+    let obs_path = out.join("observations.jsonl");
+    let events_path = out.join("events.jsonl");
+    let mut sink = RunSink { jsonl: JsonlSink::new(create(&ticks_path)?), calls: BTreeMap::new(), memory_events: Vec::new() };
+    let mut obs_out = JsonlSink::new(create(&obs_path)?);
+    let mut events_out = JsonlSink::new(create(&events_path)?);
+
+    let mut world = World::new(scenario, cfg.seed);
+    let mut memory = WorkingMemory::default();
+    let mut executor = Executor::new(&checked, &registry);
+    let goal = cfg.tree.goal.clone().unwrap_or_else(|| scenario.goal.clone());
+    memory.set_goal(goal.clone());
+
+    let remember = |ev: Event, memory: &mut WorkingMemory, episodic: &mut EpisodicStore, out: &mut JsonlSink<_>| {
+        out.write_line(&ev);
+        memory.push_event(ev.clone());
+        episodic.append(ev)
+    };
+    let mut n_events = 0u64;
+    remember(Event::new(SimTime::ZERO, EventKind::GoalSet, goal.clone()), &mut memory, &mut episodic, &mut events_out)?;
+    n_events += 1;
+
+    let dt = 1.0 / scenario.tick_hz;
+    let max_ticks = (scenario.time_limit_s * scenario.tick_hz).ceil() as u64;
+    let mut status = NodeStatus::Idle;
+    for _ in 0..max_ticks {
+        world.step(dt);
+        let now = world.now();
+        // Perceive.
+        let observations = world.observe(now);
+        obs_out.write_line(&serde_json::json!({ "t_us": now.micros(), "observations": observations }));
+        // Remember.
+        let changes = memory.update(now, &observations);
+        for (ids, kind, verb) in [(&changes.appeared, EventKind::EntityAppeared, "came into view"), (&changes.disappeared, EventKind::EntityLeft, "went out of view")] {
+            for id in ids {
+                let mut ev = Event::new(now, kind, format!("{id} {verb}")).with_entity(id.clone());
+                if let Some(room) = memory.entity(id.as_str()).and_then(|e| world.room_at(e.position)) {
+                    ev = ev.with_place(room);
+                }
+                remember(ev, &mut memory, &mut episodic, &mut events_out)?;
+                n_events += 1;
+            }
+        }
+        // Decide and act.
+        status = executor.tick(now, dt, &mut world, &memory, &mut sink);
+        // Record what the skills and the world reported.
+        let mut evs = std::mem::take(&mut sink.memory_events);
+        evs.extend(world.drain_events());
+        for ev in evs {
+            remember(ev, &mut memory, &mut episodic, &mut events_out)?;
+            n_events += 1;
+        }
+        if status.is_done() {
+            break;
+        }
+    }
+    let timed_out = !status.is_done();
+    if timed_out {
+        executor.halt(world.now(), &mut world, &mut sink);
+    }
+    let criteria = world.evaluate();
+    let all_passed = criteria.iter().all(|c| c.passed);
+    let outcome = match (timed_out, status, all_passed) {
+        (true, _, _) => Outcome::Timeout,
+        (false, NodeStatus::Success, true) => Outcome::Success,
+        _ => Outcome::Failure,
+    };
+    let now = world.now();
+    remember(Event::new(now, EventKind::RunFinished, format!("run finished: {outcome}")), &mut memory, &mut episodic, &mut events_out)?;
+    n_events += 1;
+    episodic.flush()?;
+    let stats = executor.stats();
+    let summary = RunSummary {
+        scenario: scenario.name.clone(),
+        tree: checked.tree().name.clone(),
+        goal: goal.clone(),
+        seed: cfg.seed,
+        outcome,
+        tree_status: status,
+        sim_time_s: now.as_secs_f64(),
+        ticks: stats.ticks,
+        skill_calls: sink.calls.clone(),
+        halts: stats.halts,
+        distance_m: (world.odometry() * 1000.0).round() / 1000.0,
+        criteria,
+        photos: world.photos().to_vec(),
+        events: n_events,
+    };
+    finish_jsonl(sink.jsonl, &ticks_path)?;
+    finish_jsonl(obs_out, &obs_path)?;
+    finish_jsonl(events_out, &events_path)?;
+    let mut outcome_json = serde_json::to_string_pretty(&summary).map_err(|e| RunError::Io { path: out.join("outcome.json"), source: e.into() })?;
+    outcome_json.push('\n');
+    write("outcome.json", outcome_json.as_bytes())?;
+
+    // One dataset line: what the planner would have been asked, and this tree as the answer.
+    let vocab = scenario.vocabulary();
+    let people: Vec<String> = scenario.people.iter().map(|p| p.name.clone()).collect();
+    let objects: Vec<String> = scenario.objects.iter().map(|o| o.name.clone()).collect();
+    let line = DatasetLine::new(
+        dataset::system_prompt(&registry),
+        dataset::user_prompt(&goal, &vocab.places, &people, &objects),
+        tree_yaml.clone(),
+        LineMetadata {
+            scenario: scenario.name.clone(),
+            seed: cfg.seed,
+            source: cfg.tree_author.clone(),
+            outcome: outcome.to_string(),
+            success: outcome == Outcome::Success,
+            ticks: stats.ticks,
+            sim_time_s: now.as_secs_f64(),
+            tree_sha256: dataset::sha256_hex(&tree_yaml),
+        },
+    );
+    let ds_path = out.join("dataset.jsonl");
+    let mut ds = create(&ds_path)?;
+    serde_json::to_writer(&mut ds, &line).map_err(|e| RunError::Io { path: ds_path.clone(), source: e.into() })?;
+    ds.write_all(b"\n").map_err(io_err(&ds_path))?;
+    ds.flush().map_err(io_err(&ds_path))?;
+    Ok(summary)
+}

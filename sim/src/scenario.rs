@@ -1,0 +1,391 @@
+//! Scenario files: a map of rooms, walls and places; a robot; people and objects; success
+//! criteria. Parsed raw with serde (errors keep line and column), then validated into the
+//! typed form with errors that name the field.
+
+use arbor_behaviors::Vocabulary;
+use arbor_perception::{Point2, Pose2};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{file}: {message}")]
+    Read { file: String, message: String },
+    #[error("{file}: line {line}, column {column}: {message}")]
+    Syntax { file: String, line: usize, column: usize, message: String },
+    #[error("{file}: field '{field}': {message}")]
+    Invalid { file: String, field: String, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    /// The goal in plain language.
+    pub goal: String,
+    #[serde(default = "default_time_limit")]
+    pub time_limit_s: f64,
+    #[serde(default = "default_tick_hz")]
+    pub tick_hz: f64,
+    pub map: MapSpec,
+    pub robot: RobotSpec,
+    #[serde(default)]
+    pub perception: PerceptionSpec,
+    #[serde(default)]
+    pub people: Vec<PersonSpec>,
+    #[serde(default)]
+    pub objects: Vec<ObjectSpec>,
+    pub success: Vec<Criterion>,
+}
+
+fn default_time_limit() -> f64 {
+    300.0
+}
+fn default_tick_hz() -> f64 {
+    10.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapSpec {
+    /// Width and height in metres; the map spans [0, w] x [0, h] with outer walls.
+    pub size: [f64; 2],
+    #[serde(default = "default_resolution")]
+    pub resolution: f64,
+    #[serde(default)]
+    pub rooms: Vec<RoomSpec>,
+    /// Wall segments [[x1, y1], [x2, y2]].
+    #[serde(default)]
+    pub walls: Vec<[[f64; 2]; 2]>,
+    #[serde(default)]
+    pub places: Vec<PlaceSpec>,
+}
+
+fn default_resolution() -> f64 {
+    0.1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomSpec {
+    pub name: String,
+    pub min: [f64; 2],
+    pub max: [f64; 2],
+}
+
+impl RoomSpec {
+    pub fn contains(&self, p: Point2) -> bool {
+        p.x >= self.min[0] && p.x <= self.max[0] && p.y >= self.min[1] && p.y <= self.max[1]
+    }
+    pub fn center(&self) -> Point2 {
+        Point2::new((self.min[0] + self.max[0]) / 2.0, (self.min[1] + self.max[1]) / 2.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceSpec {
+    pub name: String,
+    pub at: [f64; 2],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RobotSpec {
+    /// [x, y, yaw in degrees].
+    pub pose: [f64; 3],
+    #[serde(default = "default_radius")]
+    pub radius: f64,
+    #[serde(default = "default_speed")]
+    pub max_speed: f64,
+    #[serde(default = "default_turn")]
+    pub max_turn_rate_deg: f64,
+    #[serde(default)]
+    pub camera: CameraSpec,
+}
+
+fn default_radius() -> f64 {
+    0.3
+}
+fn default_speed() -> f64 {
+    0.8
+}
+fn default_turn() -> f64 {
+    90.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraSpec {
+    #[serde(default = "default_fov")]
+    pub fov_deg: f64,
+    #[serde(default = "default_range")]
+    pub range: f64,
+}
+
+fn default_fov() -> f64 {
+    90.0
+}
+fn default_range() -> f64 {
+    6.0
+}
+
+impl Default for CameraSpec {
+    fn default() -> Self {
+        Self { fov_deg: default_fov(), range: default_range() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerceptionSpec {
+    /// Standard deviation of position noise at 1 m, metres (grows with range).
+    #[serde(default = "default_pos_noise")]
+    pub position_noise: f64,
+    /// Probability that a visible entity is missed in a frame.
+    #[serde(default = "default_miss")]
+    pub miss_rate: f64,
+    /// Standard deviation of the attention score noise.
+    #[serde(default = "default_att_noise")]
+    pub attention_noise: f64,
+}
+
+fn default_pos_noise() -> f64 {
+    0.05
+}
+fn default_miss() -> f64 {
+    0.05
+}
+fn default_att_noise() -> f64 {
+    0.1
+}
+
+impl Default for PerceptionSpec {
+    fn default() -> Self {
+        Self { position_noise: default_pos_noise(), miss_rate: default_miss(), attention_noise: default_att_noise() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonSpec {
+    pub name: String,
+    /// [x, y, heading in degrees].
+    pub pose: [f64; 3],
+    /// Turns to look at the robot when it is near and in sight.
+    #[serde(default)]
+    pub attends_robot: bool,
+    /// Within this distance an attending person looks at the robot.
+    #[serde(default = "default_attention_range")]
+    pub attention_range: f64,
+    #[serde(default)]
+    pub motion: Motion,
+}
+
+fn default_attention_range() -> f64 {
+    5.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Motion {
+    #[default]
+    Still,
+    /// Walks the waypoints in a loop.
+    Patrol { waypoints: Vec<[f64; 2]>, speed: f64 },
+    /// Wanders inside a radius around the start, seeded.
+    Wander { radius: f64, speed: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectSpec {
+    pub name: String,
+    pub at: [f64; 2],
+    #[serde(default = "default_object_label")]
+    pub label: String,
+}
+
+fn default_object_label() -> String {
+    "object".into()
+}
+
+/// What must hold at the end of a run for it to count as a success.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Criterion {
+    /// Every person with `attends_robot` has a photo of them taken while they looked at the robot.
+    PhotographedAllAttending,
+    /// No photo has as its subject a person who does not attend the robot.
+    PhotographedNoneInattentive,
+    /// The robot ends the run within 0.5 m of this place.
+    EndsAt(String),
+    /// The robot said something containing this text.
+    Said(String),
+    /// A photo of this entity was taken.
+    Photographed(String),
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Read { file: file.clone(), message: e.to_string() })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses and validates scenario YAML; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = serde_yaml::from_str(text).map_err(|e| {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+            ScenarioError::Syntax { file: file.into(), line, column, message: e.to_string() }
+        })?;
+        s.validate(file)?;
+        Ok(s)
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ScenarioError> {
+        let bad = |field: String, message: String| Err(ScenarioError::Invalid { file: file.into(), field, message });
+        let [w, h] = self.map.size;
+        if !(w.is_finite() && h.is_finite() && w > 0.5 && h > 0.5 && w <= 500.0 && h <= 500.0) {
+            return bad("map.size".into(), format!("must be two sizes in (0.5, 500] metres, got [{w}, {h}]"));
+        }
+        if !(self.map.resolution >= 0.02 && self.map.resolution <= 1.0) {
+            return bad("map.resolution".into(), format!("must be in [0.02, 1.0] metres, got {}", self.map.resolution));
+        }
+        if !(self.tick_hz >= 1.0 && self.tick_hz <= 1000.0) {
+            return bad("tick_hz".into(), format!("must be in [1, 1000], got {}", self.tick_hz));
+        }
+        if !(self.time_limit_s > 0.0 && self.time_limit_s <= 86_400.0) {
+            return bad("time_limit_s".into(), format!("must be in (0, 86400], got {}", self.time_limit_s));
+        }
+        let inside = |p: [f64; 2]| p[0].is_finite() && p[1].is_finite() && (0.0..=w).contains(&p[0]) && (0.0..=h).contains(&p[1]);
+        let mut names = BTreeSet::new();
+        for (i, r) in self.map.rooms.iter().enumerate() {
+            if !inside(r.min) || !inside(r.max) || r.min[0] >= r.max[0] || r.min[1] >= r.max[1] {
+                return bad(format!("map.rooms[{i}] ({})", r.name), "min/max must lie in the map with min < max".into());
+            }
+            if !names.insert(r.name.clone()) {
+                return bad(format!("map.rooms[{i}].name"), format!("duplicate name '{}'", r.name));
+            }
+        }
+        for (i, wall) in self.map.walls.iter().enumerate() {
+            if !inside(wall[0]) || !inside(wall[1]) {
+                return bad(format!("map.walls[{i}]"), "wall end points must lie inside the map".into());
+            }
+        }
+        let mut place_names = BTreeSet::new();
+        for (i, p) in self.map.places.iter().enumerate() {
+            if !inside(p.at) {
+                return bad(format!("map.places[{i}] ({})", p.name), format!("[{}, {}] is outside the map", p.at[0], p.at[1]));
+            }
+            if !place_names.insert(p.name.clone()) {
+                return bad(format!("map.places[{i}].name"), format!("duplicate name '{}'", p.name));
+            }
+        }
+        let r = &self.robot;
+        if !inside([r.pose[0], r.pose[1]]) || !r.pose[2].is_finite() {
+            return bad("robot.pose".into(), "must be [x, y, yaw_deg] inside the map".into());
+        }
+        for (field, v, lo, hi) in [
+            ("robot.radius", r.radius, 0.05, 2.0),
+            ("robot.max_speed", r.max_speed, 0.01, 10.0),
+            ("robot.max_turn_rate_deg", r.max_turn_rate_deg, 1.0, 1080.0),
+            ("robot.camera.fov_deg", r.camera.fov_deg, 1.0, 360.0),
+            ("robot.camera.range", r.camera.range, 0.1, 100.0),
+            ("perception.position_noise", self.perception.position_noise, 0.0, 5.0),
+            ("perception.miss_rate", self.perception.miss_rate, 0.0, 1.0),
+            ("perception.attention_noise", self.perception.attention_noise, 0.0, 1.0),
+        ] {
+            if !(v.is_finite() && v >= lo && v <= hi) {
+                return bad(field.into(), format!("must be in [{lo}, {hi}], got {v}"));
+            }
+        }
+        let mut entity_names = BTreeSet::new();
+        for (i, p) in self.people.iter().enumerate() {
+            let f = |s: &str| format!("people[{i}] ({}).{s}", p.name);
+            if p.name.is_empty() || !entity_names.insert(p.name.clone()) {
+                return bad(format!("people[{i}].name"), format!("names must be unique and non-empty, got '{}'", p.name));
+            }
+            if !inside([p.pose[0], p.pose[1]]) || !p.pose[2].is_finite() {
+                return bad(f("pose"), "must be [x, y, heading_deg] inside the map".into());
+            }
+            if !(p.attention_range.is_finite() && p.attention_range > 0.0) {
+                return bad(f("attention_range"), "must be positive".into());
+            }
+            match &p.motion {
+                Motion::Still => {}
+                Motion::Patrol { waypoints, speed } => {
+                    if waypoints.is_empty() || waypoints.iter().any(|w| !inside(*w)) {
+                        return bad(f("motion.waypoints"), "need at least one waypoint, all inside the map".into());
+                    }
+                    if !(speed.is_finite() && *speed > 0.0 && *speed <= 5.0) {
+                        return bad(f("motion.speed"), format!("must be in (0, 5] m/s, got {speed}"));
+                    }
+                }
+                Motion::Wander { radius, speed } => {
+                    if !(radius.is_finite() && *radius > 0.0) || !(speed.is_finite() && *speed > 0.0 && *speed <= 5.0) {
+                        return bad(f("motion"), "wander needs radius > 0 and speed in (0, 5]".into());
+                    }
+                }
+            }
+        }
+        for (i, o) in self.objects.iter().enumerate() {
+            if o.name.is_empty() || !entity_names.insert(o.name.clone()) {
+                return bad(format!("objects[{i}].name"), format!("names must be unique among people and objects, got '{}'", o.name));
+            }
+            if !inside(o.at) {
+                return bad(format!("objects[{i}] ({}).at", o.name), "must lie inside the map".into());
+            }
+        }
+        if self.success.is_empty() {
+            return bad("success".into(), "at least one criterion is needed".into());
+        }
+        let all_places = self.place_names();
+        for (i, c) in self.success.iter().enumerate() {
+            match c {
+                Criterion::EndsAt(p) if !all_places.contains(p) => {
+                    return bad(format!("success[{i}].ends_at"), format!("unknown place '{p}'"));
+                }
+                Criterion::Photographed(e) if !entity_names.contains(e) => {
+                    return bad(format!("success[{i}].photographed"), format!("unknown entity '{e}'"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Named places: every `map.places` entry, plus every room (its centre) not shadowed by one.
+    pub fn places(&self) -> Vec<(String, Point2)> {
+        let mut out: Vec<(String, Point2)> =
+            self.map.places.iter().map(|p| (p.name.clone(), Point2::new(p.at[0], p.at[1]))).collect();
+        for r in &self.map.rooms {
+            if !out.iter().any(|(n, _)| n == &r.name) {
+                out.push((r.name.clone(), r.center()));
+            }
+        }
+        out
+    }
+
+    pub fn place_names(&self) -> Vec<String> {
+        self.places().into_iter().map(|(n, _)| n).collect()
+    }
+
+    pub fn robot_pose(&self) -> Pose2 {
+        Pose2::new(self.robot.pose[0], self.robot.pose[1], self.robot.pose[2].to_radians())
+    }
+
+    /// The names a tree may use against this scenario.
+    pub fn vocabulary(&self) -> Vocabulary {
+        Vocabulary {
+            places: self.place_names(),
+            entities: self.people.iter().map(|p| p.name.clone()).chain(self.objects.iter().map(|o| o.name.clone())).collect(),
+        }
+    }
+
+    /// The room containing a point, if any.
+    pub fn room_at(&self, p: Point2) -> Option<&str> {
+        self.map.rooms.iter().find(|r| r.contains(p)).map(|r| r.name.as_str())
+    }
+}

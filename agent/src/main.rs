@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
-#[command(name = "arbor", version, about = "arbor: behavior trees, perception and memory for robots; a built-in simulator runs the whole loop")]
+#[command(
+    name = "arbor",
+    version,
+    about = "arbor: behavior trees, perception and memory for robots; a built-in simulator runs the whole loop"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,10 +90,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
 }
 
 fn sim(scenario_path: PathBuf, tree: Option<PathBuf>, seed: u64, out: PathBuf, json: bool) -> Result<ExitCode> {
-    let scenario_text = std::fs::read_to_string(&scenario_path).with_context(|| format!("reading scenario {}", scenario_path.display()))?;
+    let scenario_text = std::fs::read_to_string(&scenario_path)
+        .with_context(|| format!("reading scenario {}", scenario_path.display()))?;
     let scenario = Scenario::parse(&scenario_text, &scenario_path.display().to_string())?;
     let Some(tree_path) = tree else {
-        bail!("no --tree given: planning a tree from the goal with the LLM planner is not built yet; pass --tree <file> (e.g. sim/trees/photographer.yaml)");
+        bail!(
+            "no --tree given: planning a tree from the goal with the LLM planner is not built yet; pass --tree <file> (e.g. sim/trees/photographer.yaml)"
+        );
     };
     let tree = yaml::load_file(&tree_path)?;
     let cfg = RunConfig {
@@ -112,7 +119,8 @@ fn sim(scenario_path: PathBuf, tree: Option<PathBuf>, seed: u64, out: PathBuf, j
         "ticks_per_s": if wall > 0.0 { summary.ticks as f64 / wall } else { 0.0 },
     });
     let timing_path = out.join("timing.json");
-    std::fs::write(&timing_path, format!("{timing:#}\n")).with_context(|| format!("writing {}", timing_path.display()))?;
+    std::fs::write(&timing_path, format!("{timing:#}\n"))
+        .with_context(|| format!("writing {}", timing_path.display()))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -133,7 +141,8 @@ fn sim(scenario_path: PathBuf, tree: Option<PathBuf>, seed: u64, out: PathBuf, j
         );
         let calls: Vec<String> = summary.skill_calls.iter().map(|(k, v)| format!("{k} x{v}")).collect();
         println!("skills    {}", calls.join(", "));
-        let photos: Vec<String> = summary.photos.iter().map(|p| p.subject.clone().unwrap_or_else(|| "scene".into())).collect();
+        let photos: Vec<String> =
+            summary.photos.iter().map(|p| p.subject.clone().unwrap_or_else(|| "scene".into())).collect();
         println!("photos    {}", if photos.is_empty() { "none".into() } else { photos.join(", ") });
         println!("run dir   {}", out.display());
     }

@@ -49,5 +49,9 @@ pub fn evaluate(call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
         }
         other => return SkillStatus::Failure(format!("no condition named '{other}'")),
     };
-    if ok { SkillStatus::Success(format!("{entity} {why}")) } else { SkillStatus::Failure(format!("{entity} not {why}")) }
+    if ok {
+        SkillStatus::Success(format!("{entity} {why}"))
+    } else {
+        SkillStatus::Failure(format!("{entity} not {why}"))
+    }
 }

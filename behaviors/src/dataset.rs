@@ -40,7 +40,8 @@ a decorator (inverter, force_success, force_failure, retry{num_attempts}, timeou
 or a skill with its parameters.\nSkills:\n",
     );
     for spec in registry.iter() {
-        let params: Vec<String> = spec.params.iter().map(|p| format!("{}{}: {}", p.name, if p.required { "" } else { "?" }, p.ty)).collect();
+        let params: Vec<String> =
+            spec.params.iter().map(|p| format!("{}{}: {}", p.name, if p.required { "" } else { "?" }, p.ty)).collect();
         let kind = match spec.kind {
             SkillKind::Action => "action",
             SkillKind::Condition => "condition",

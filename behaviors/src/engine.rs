@@ -16,7 +16,7 @@ use crate::tree::{CheckedTree, Node, NodeType};
 use crate::value::Params;
 use arbor_memory::WorkingMemory;
 use arbor_perception::SimTime;
-use bonsai_bt::{Behavior, Event, Status, UpdateArgs, BT};
+use bonsai_bt::{BT, Behavior, Event, Status, UpdateArgs};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -165,7 +165,11 @@ impl Executor {
             }
         }
         if status != self.root_status {
-            sink.record(tick, now, TickEvent::Transition { node: self.root_path.clone(), from: self.root_status, to: status });
+            sink.record(
+                tick,
+                now,
+                TickEvent::Transition { node: self.root_path.clone(), from: self.root_status, to: status },
+            );
             self.root_status = status;
         }
         status
@@ -181,13 +185,20 @@ impl Executor {
             }
         }
         if self.root_status == NodeStatus::Running {
-            sink.record(tick, now, TickEvent::Transition { node: self.root_path.clone(), from: NodeStatus::Running, to: NodeStatus::Idle });
+            sink.record(
+                tick,
+                now,
+                TickEvent::Transition { node: self.root_path.clone(), from: NodeStatus::Running, to: NodeStatus::Idle },
+            );
             self.root_status = NodeStatus::Idle;
         }
     }
 }
 
-#[allow(clippy::too_many_arguments, reason = "one leaf tick needs the whole tick context; a struct would only rename it")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one leaf tick needs the whole tick context; a struct would only rename it"
+)]
 fn tick_leaf(
     leaf: &mut Leaf,
     tick: u64,
@@ -220,7 +231,12 @@ fn tick_leaf(
                     sink.record(
                         tick,
                         now,
-                        TickEvent::SkillStarted { call: id, node: leaf.path.clone(), skill: leaf.skill.clone(), params: leaf.params.clone() },
+                        TickEvent::SkillStarted {
+                            call: id,
+                            node: leaf.path.clone(),
+                            skill: leaf.skill.clone(),
+                            params: leaf.params.clone(),
+                        },
                     );
                     (id, true)
                 }
@@ -234,7 +250,17 @@ fn tick_leaf(
                     SkillStatus::Failure(d) => (false, d.clone()),
                     SkillStatus::Running => (false, String::new()),
                 };
-                sink.record(tick, now, TickEvent::SkillFinished { call: id, node: leaf.path.clone(), skill: leaf.skill.clone(), success, detail });
+                sink.record(
+                    tick,
+                    now,
+                    TickEvent::SkillFinished {
+                        call: id,
+                        node: leaf.path.clone(),
+                        skill: leaf.skill.clone(),
+                        success,
+                        detail,
+                    },
+                );
             }
             s
         }

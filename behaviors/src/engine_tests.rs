@@ -87,7 +87,10 @@ fn sequence_runs_async_actions_to_success() {
     assert_eq!(robot.log, ["start sequence/work[0]", "start sequence/work[1]"]);
     let started = sink.0.iter().filter(|r| matches!(r.event, TickEvent::SkillStarted { .. })).count();
     assert_eq!(started, 2);
-    assert_eq!(ex.tick(SimTime(0), 0.1, &mut robot, &WorkingMemory::default(), &mut VecSink::default()), NodeStatus::Success);
+    assert_eq!(
+        ex.tick(SimTime(0), 0.1, &mut robot, &WorkingMemory::default(), &mut VecSink::default()),
+        NodeStatus::Success
+    );
 }
 
 #[test]

@@ -81,7 +81,9 @@ impl<W: Write> JsonlSink<W> {
         if self.error.is_some() {
             return;
         }
-        let res = serde_json::to_writer(&mut self.out, value).map_err(std::io::Error::from).and_then(|()| self.out.write_all(b"\n"));
+        let res = serde_json::to_writer(&mut self.out, value)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"));
         match res {
             Ok(()) => self.count += 1,
             Err(e) => self.error = Some(e),

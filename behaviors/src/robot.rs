@@ -177,7 +177,12 @@ mod tests {
         let dropped = Arc::new(AtomicUsize::new(0));
         let d = dropped.clone();
         let mut skills = AsyncSkills::new();
-        skills.add("wait", Box::new(move |c| Box::pin(Countdown { left: c.number("ticks").unwrap_or(0.0) as usize, dropped: d.clone() })));
+        skills.add(
+            "wait",
+            Box::new(move |c| {
+                Box::pin(Countdown { left: c.number("ticks").unwrap_or(0.0) as usize, dropped: d.clone() })
+            }),
+        );
         let mem = WorkingMemory::default();
         let params: Params = [("ticks".to_string(), crate::Value::Number(2.0))].into_iter().collect();
         let call = SkillCall { id: 1, node: "wait", skill: "wait", params: &params };

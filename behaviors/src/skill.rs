@@ -12,9 +12,14 @@ use std::fmt;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ParamType {
     /// Free text, at most `max_len` characters.
-    Text { max_len: usize },
+    Text {
+        max_len: usize,
+    },
     /// A number in [min, max].
-    Number { min: f64, max: f64 },
+    Number {
+        min: f64,
+        max: f64,
+    },
     Bool,
     /// The name of an entity (person or object) the robot knows.
     Entity,
@@ -23,7 +28,9 @@ pub enum ParamType {
     /// A place or an entity.
     Target,
     /// One of a fixed set of words.
-    Enum { values: Vec<String> },
+    Enum {
+        values: Vec<String>,
+    },
 }
 
 impl fmt::Display for ParamType {
@@ -165,7 +172,12 @@ impl SkillRegistry {
 
     /// Checks `params` against the skill's declaration and fills in defaults.
     /// Returns the completed parameter set.
-    pub fn check_params(&self, spec: &SkillSpec, params: &Params, vocab: Option<&Vocabulary>) -> Result<Params, ParamError> {
+    pub fn check_params(
+        &self,
+        spec: &SkillSpec,
+        params: &Params,
+        vocab: Option<&Vocabulary>,
+    ) -> Result<Params, ParamError> {
         for key in params.keys() {
             if spec.param(key).is_none() {
                 let expected = if spec.params.is_empty() {
@@ -267,11 +279,19 @@ mod tests {
         let e = r.check_params(spec, &params(&[("target", Value::Text("garage".into()))]), Some(&vocab)).unwrap_err();
         assert!(e.to_string().contains("unknown place or entity 'garage'"), "{e}");
         let e = r
-            .check_params(spec, &params(&[("target", Value::Text("kitchen".into())), ("speed", Value::Number(9.0))]), None)
+            .check_params(
+                spec,
+                &params(&[("target", Value::Text("kitchen".into())), ("speed", Value::Number(9.0))]),
+                None,
+            )
             .unwrap_err();
         assert!(e.to_string().contains("number in [0.1, 1.5]"), "{e}");
         let e = r
-            .check_params(spec, &params(&[("target", Value::Text("kitchen".into())), ("sped", Value::Number(1.0))]), None)
+            .check_params(
+                spec,
+                &params(&[("target", Value::Text("kitchen".into())), ("sped", Value::Number(1.0))]),
+                None,
+            )
             .unwrap_err();
         assert!(e.to_string().contains("unknown parameter 'sped'"), "{e}");
     }

@@ -55,7 +55,11 @@ impl NodeType {
 
     /// The type a file name stands for: a built-in node, else a skill.
     pub fn from_name(name: &str) -> NodeType {
-        Self::BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| t.clone()).unwrap_or_else(|| NodeType::Skill(name.to_string()))
+        Self::BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|| NodeType::Skill(name.to_string()))
     }
 
     pub fn name(&self) -> &str {
@@ -67,10 +71,14 @@ impl NodeType {
 
     pub fn arity(&self) -> Arity {
         match self {
-            NodeType::Sequence | NodeType::Fallback | NodeType::ReactiveSequence | NodeType::ReactiveFallback => Arity::Many,
-            NodeType::Inverter | NodeType::ForceSuccess | NodeType::ForceFailure | NodeType::Retry | NodeType::Timeout => {
-                Arity::One
+            NodeType::Sequence | NodeType::Fallback | NodeType::ReactiveSequence | NodeType::ReactiveFallback => {
+                Arity::Many
             }
+            NodeType::Inverter
+            | NodeType::ForceSuccess
+            | NodeType::ForceFailure
+            | NodeType::Retry
+            | NodeType::Timeout => Arity::One,
             NodeType::AlwaysSuccess | NodeType::AlwaysFailure | NodeType::Skill(_) => Arity::Leaf,
         }
     }
@@ -137,7 +145,12 @@ impl Tree {
 
     /// Checks the tree against the skill registry (and, if given, the names the world
     /// knows): node types, arity, parameters. Returns the tree with skill defaults filled in.
-    pub fn check(&self, source: &str, registry: &SkillRegistry, vocab: Option<&Vocabulary>) -> Result<CheckedTree, TreeError> {
+    pub fn check(
+        &self,
+        source: &str,
+        registry: &SkillRegistry,
+        vocab: Option<&Vocabulary>,
+    ) -> Result<CheckedTree, TreeError> {
         let mut root = self.root.clone();
         check_node(&mut root, &self.root_path(), source, registry, vocab)?;
         Ok(CheckedTree { tree: Tree { name: self.name.clone(), goal: self.goal.clone(), root } })
@@ -168,11 +181,15 @@ fn check_node(
 ) -> Result<(), TreeError> {
     let err = |message: String| TreeError::Invalid { source_name: source.to_string(), node: path.to_string(), message };
     match node.ty.arity() {
-        Arity::Many if node.children.is_empty() => return Err(err(format!("'{}' needs at least one child", node.ty.name()))),
+        Arity::Many if node.children.is_empty() => {
+            return Err(err(format!("'{}' needs at least one child", node.ty.name())));
+        }
         Arity::One if node.children.len() != 1 => {
             return Err(err(format!("'{}' takes exactly one child, got {}", node.ty.name(), node.children.len())));
         }
-        Arity::Leaf if !node.children.is_empty() => return Err(err(format!("'{}' takes no children", node.ty.name()))),
+        Arity::Leaf if !node.children.is_empty() => {
+            return Err(err(format!("'{}' takes no children", node.ty.name())));
+        }
         _ => {}
     }
     match &node.ty {
@@ -189,7 +206,10 @@ fn check_node(
         }
         NodeType::Skill(name) => {
             let Some(spec) = registry.get(name) else {
-                return Err(err(format!("unknown node or skill '{name}' (known skills: {})", registry.names().join(", "))));
+                return Err(err(format!(
+                    "unknown node or skill '{name}' (known skills: {})",
+                    registry.names().join(", ")
+                )));
             };
             node.params = registry.check_params(spec, &node.params, vocab).map_err(|e| err(e.to_string()))?;
         }

@@ -28,7 +28,8 @@ use std::path::Path;
 /// Reads and parses a tree file. Errors name the file and the line or node.
 pub fn load_file(path: &Path) -> Result<Tree, TreeError> {
     let source = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| TreeError::File { source_name: source.clone(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| TreeError::File { source_name: source.clone(), message: e.to_string() })?;
     parse(&text, &source)
 }
 
@@ -36,24 +37,33 @@ pub fn load_file(path: &Path) -> Result<Tree, TreeError> {
 pub fn parse(text: &str, source: &str) -> Result<Tree, TreeError> {
     let doc: Y = serde_yaml::from_str(text).map_err(|e| syntax(source, &e))?;
     let Y::Mapping(top) = doc else {
-        return Err(TreeError::File { source_name: source.into(), message: "a tree file is a map with 'name' and 'root'".into() });
+        return Err(TreeError::File {
+            source_name: source.into(),
+            message: "a tree file is a map with 'name' and 'root'".into(),
+        });
     };
     let file_err = |message: String| TreeError::File { source_name: source.into(), message };
     for key in top.keys() {
         match key.as_str() {
             Some("name" | "goal" | "root") => {}
-            _ => return Err(file_err(format!("unknown top-level key {} (expected name, goal, root)", show(key)))),
+            _ => {
+                return Err(file_err(format!("unknown top-level key {} (expected name, goal, root)", show(key))));
+            }
         }
     }
     let name = match top.get("name") {
         Some(Y::String(s)) => s.clone(),
-        Some(other) => return Err(file_err(format!("'name' must be text, got {}", show(other)))),
+        Some(other) => {
+            return Err(file_err(format!("'name' must be text, got {}", show(other))));
+        }
         None => "tree".to_string(),
     };
     let goal = match top.get("goal") {
         Some(Y::String(s)) => Some(s.clone()),
         None | Some(Y::Null) => None,
-        Some(other) => return Err(file_err(format!("'goal' must be text, got {}", show(other)))),
+        Some(other) => {
+            return Err(file_err(format!("'goal' must be text, got {}", show(other))));
+        }
     };
     let root = top.get("root").ok_or_else(|| file_err("missing 'root' (the tree's top node)".into()))?;
     let root = parse_node(root, None, source)?;
@@ -88,15 +98,22 @@ fn parse_node(y: &Y, parent: Option<(&str, usize)>, source: &str) -> Result<Node
         match k.as_str() {
             Some("name") => match v {
                 Y::String(s) => name = Some(s.clone()),
-                other => return Err(invalid(path_of("?"), format!("'name' must be text, got {}", show(other)))),
+                other => {
+                    return Err(invalid(path_of("?"), format!("'name' must be text, got {}", show(other))));
+                }
             },
             Some(t) => {
                 if let Some((prev, _)) = ty_entry {
-                    return Err(invalid(path_of(t), format!("a node has exactly one type key, found '{prev}' and '{t}'")));
+                    return Err(invalid(
+                        path_of(t),
+                        format!("a node has exactly one type key, found '{prev}' and '{t}'"),
+                    ));
                 }
                 ty_entry = Some((t, v));
             }
-            None => return Err(invalid(path_of("?"), format!("node keys are text, got {}", show(k)))),
+            None => {
+                return Err(invalid(path_of("?"), format!("node keys are text, got {}", show(k))));
+            }
         }
     }
     let Some((ty_name, body)) = ty_entry else {
@@ -116,9 +133,14 @@ fn parse_node(y: &Y, parent: Option<(&str, usize)>, source: &str) -> Result<Node
                     (Some("children"), Y::Sequence(list)) => node.children = parse_children(list)?,
                     (Some("name"), Y::String(s)) => node.name = Some(s.clone()),
                     (Some(k), v) => {
-                        node.params.insert(k.to_string(), value(v).map_err(|m| invalid(path.clone(), format!("parameter '{k}': {m}")))?);
+                        node.params.insert(
+                            k.to_string(),
+                            value(v).map_err(|m| invalid(path.clone(), format!("parameter '{k}': {m}")))?,
+                        );
                     }
-                    (None, _) => return Err(invalid(path.clone(), format!("parameter names are text, got {}", show(k)))),
+                    (None, _) => {
+                        return Err(invalid(path.clone(), format!("parameter names are text, got {}", show(k))));
+                    }
                 }
             }
         }
@@ -131,14 +153,22 @@ fn parse_node(y: &Y, parent: Option<(&str, usize)>, source: &str) -> Result<Node
                     Some("child") => node.children = vec![parse_node(v, Some((&path, 0)), source)?],
                     Some("name") if v.is_string() => node.name = v.as_str().map(str::to_string),
                     Some(k) => {
-                        node.params.insert(k.to_string(), value(v).map_err(|m| invalid(path.clone(), format!("parameter '{k}': {m}")))?);
+                        node.params.insert(
+                            k.to_string(),
+                            value(v).map_err(|m| invalid(path.clone(), format!("parameter '{k}': {m}")))?,
+                        );
                     }
-                    None => return Err(invalid(path.clone(), format!("parameter names are text, got {}", show(k)))),
+                    None => {
+                        return Err(invalid(path.clone(), format!("parameter names are text, got {}", show(k))));
+                    }
                 }
             }
         }
         (Arity::One, other) => {
-            return Err(invalid(path.clone(), format!("'{ty_name}' takes a map with its parameters and 'child', got {}", show(other))));
+            return Err(invalid(
+                path.clone(),
+                format!("'{ty_name}' takes a map with its parameters and 'child', got {}", show(other)),
+            ));
         }
         (Arity::Leaf, Y::Null) => {}
         (Arity::Leaf, Y::Mapping(m)) => {
@@ -146,11 +176,17 @@ fn parse_node(y: &Y, parent: Option<(&str, usize)>, source: &str) -> Result<Node
                 let Some(k) = k.as_str() else {
                     return Err(invalid(path.clone(), format!("parameter names are text, got {}", show(k))));
                 };
-                node.params.insert(k.to_string(), value(v).map_err(|m| invalid(path.clone(), format!("parameter '{k}': {m}")))?);
+                node.params.insert(
+                    k.to_string(),
+                    value(v).map_err(|m| invalid(path.clone(), format!("parameter '{k}': {m}")))?,
+                );
             }
         }
         (Arity::Leaf, Y::Sequence(_)) => {
-            return Err(invalid(path.clone(), format!("'{ty_name}' is a leaf (a skill or condition) and takes no children")));
+            return Err(invalid(
+                path.clone(),
+                format!("'{ty_name}' is a leaf (a skill or condition) and takes no children"),
+            ));
         }
         (Arity::Leaf, other) => {
             return Err(invalid(path.clone(), format!("'{ty_name}' takes a map of parameters, got {}", show(other))));
@@ -240,7 +276,11 @@ root:
     fn registry() -> SkillRegistry {
         let mut r = SkillRegistry::new();
         r.register(SkillSpec::action("navigate_to", "go", vec![ParamSpec::required("target", ParamType::Target, "")]));
-        r.register(SkillSpec::action("capture_photo", "photo", vec![ParamSpec::optional("entity", ParamType::Entity, "")]));
+        r.register(SkillSpec::action(
+            "capture_photo",
+            "photo",
+            vec![ParamSpec::optional("entity", ParamType::Entity, "")],
+        ));
         r.register(SkillSpec::condition("in_view", "seen", vec![ParamSpec::required("entity", ParamType::Entity, "")]));
         r
     }

@@ -212,9 +212,11 @@ impl EpisodicStore {
         let mut out = Vec::new();
         for row in rows {
             let (id, t, kind, entity, place, text) = row.map_err(|e| self.err(e))?;
-            let kind = kind
-                .parse::<EventKind>()
-                .map_err(|()| MemoryError::BadRow { path: self.path.clone(), row: id, kind: kind.clone() })?;
+            let kind = kind.parse::<EventKind>().map_err(|()| MemoryError::BadRow {
+                path: self.path.clone(),
+                row: id,
+                kind: kind.clone(),
+            })?;
             out.push(Event { t: SimTime(t.max(0) as u64), kind, entity: entity.map(EntityId), place, text });
         }
         Ok(out)
@@ -226,11 +228,17 @@ impl EpisodicStore {
     }
 
     pub fn by_entity(&self, entity: &str) -> Result<Vec<Event>, MemoryError> {
-        self.query("SELECT id, t_us, kind, entity, place, text FROM events WHERE entity = ?1 ORDER BY t_us, id", &[&entity])
+        self.query(
+            "SELECT id, t_us, kind, entity, place, text FROM events WHERE entity = ?1 ORDER BY t_us, id",
+            &[&entity],
+        )
     }
 
     pub fn by_kind(&self, kind: EventKind) -> Result<Vec<Event>, MemoryError> {
-        self.query("SELECT id, t_us, kind, entity, place, text FROM events WHERE kind = ?1 ORDER BY t_us, id", &[&kind.as_str()])
+        self.query(
+            "SELECT id, t_us, kind, entity, place, text FROM events WHERE kind = ?1 ORDER BY t_us, id",
+            &[&kind.as_str()],
+        )
     }
 
     pub fn in_time_range(&self, from: SimTime, to: SimTime) -> Result<Vec<Event>, MemoryError> {
@@ -244,21 +252,36 @@ impl EpisodicStore {
     pub fn last_about(&self, entity: &str) -> Result<Option<Event>, MemoryError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT t_us, kind, place, text FROM events WHERE entity = ?1 ORDER BY t_us DESC, id DESC LIMIT 1")
+            .prepare_cached(
+                "SELECT t_us, kind, place, text FROM events WHERE entity = ?1 ORDER BY t_us DESC, id DESC LIMIT 1",
+            )
             .map_err(|e| self.err(e))?;
         let row = stmt
             .query_row([entity], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, String>(3)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
             })
             .optional()
             .map_err(|e| self.err(e))?;
         match row {
             None => Ok(None),
             Some((t, kind, place, text)) => {
-                let k = kind
-                    .parse::<EventKind>()
-                    .map_err(|()| MemoryError::BadRow { path: self.path.clone(), row: -1, kind: kind.clone() })?;
-                Ok(Some(Event { t: SimTime(t.max(0) as u64), kind: k, entity: Some(EntityId::new(entity)), place, text }))
+                let k = kind.parse::<EventKind>().map_err(|()| MemoryError::BadRow {
+                    path: self.path.clone(),
+                    row: -1,
+                    kind: kind.clone(),
+                })?;
+                Ok(Some(Event {
+                    t: SimTime(t.max(0) as u64),
+                    kind: k,
+                    entity: Some(EntityId::new(entity)),
+                    place,
+                    text,
+                }))
             }
         }
     }
@@ -281,8 +304,10 @@ mod tests {
                     .with_place("kitchen"),
             )
             .unwrap();
-            s.append(Event::new(SimTime(30), EventKind::PhotoTaken, "photo of alice").with_entity(EntityId::new("alice")))
-                .unwrap();
+            s.append(
+                Event::new(SimTime(30), EventKind::PhotoTaken, "photo of alice").with_entity(EntityId::new("alice")),
+            )
+            .unwrap();
             assert_eq!(s.count().unwrap(), 0, "buffered, not committed yet");
             s.flush().unwrap();
         }

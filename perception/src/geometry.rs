@@ -37,11 +37,7 @@ impl Point2 {
     pub fn step_towards(self, target: Point2, step: f64) -> Point2 {
         let d = target.vector() - self.vector();
         let n = d.norm();
-        if n <= step || n == 0.0 {
-            target
-        } else {
-            Point2::from_vector(self.vector() + d * (step / n))
-        }
+        if n <= step || n == 0.0 { target } else { Point2::from_vector(self.vector() + d * (step / n)) }
     }
 }
 

@@ -14,11 +14,7 @@ impl SimTime {
     pub const ZERO: SimTime = SimTime(0);
 
     pub fn from_secs_f64(s: f64) -> Self {
-        if s.is_finite() && s > 0.0 {
-            SimTime((s * 1e6).round() as u64)
-        } else {
-            SimTime(0)
-        }
+        if s.is_finite() && s > 0.0 { SimTime((s * 1e6).round() as u64) } else { SimTime(0) }
     }
 
     pub fn from_millis(ms: u64) -> Self {

@@ -176,7 +176,16 @@ impl Grid {
                 continue;
             }
             let (x, y) = ((idx % self.width) as i64, (idx / self.width) as i64);
-            for (dx, dy, step) in [(1, 0, 1000), (-1, 0, 1000), (0, 1, 1000), (0, -1, 1000), (1, 1, 1414), (1, -1, 1414), (-1, 1, 1414), (-1, -1, 1414)] {
+            for (dx, dy, step) in [
+                (1, 0, 1000),
+                (-1, 0, 1000),
+                (0, 1, 1000),
+                (0, -1, 1000),
+                (1, 1, 1414),
+                (1, -1, 1414),
+                (-1, 1, 1414),
+                (-1, -1, 1414),
+            ] {
                 let (nx, ny) = (x + dx, y + dy);
                 if nx < 0 || ny < 0 || nx >= self.width as i64 || ny >= self.height as i64 {
                     continue;

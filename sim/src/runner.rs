@@ -114,7 +114,11 @@ impl TickSink for RunSink {
             }
             TickEvent::SkillFinished { skill, success, detail, .. } => {
                 let verdict = if *success { "succeeded" } else { "failed" };
-                self.memory_events.push(Event::new(t, EventKind::SkillFinished, format!("{skill} {verdict}: {detail}")));
+                self.memory_events.push(Event::new(
+                    t,
+                    EventKind::SkillFinished,
+                    format!("{skill} {verdict}: {detail}"),
+                ));
             }
             _ => {}
         }
@@ -160,7 +164,8 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
     let ticks_path = out.join("ticks.jsonl");
     let obs_path = out.join("observations.jsonl");
     let events_path = out.join("events.jsonl");
-    let mut sink = RunSink { jsonl: JsonlSink::new(create(&ticks_path)?), calls: BTreeMap::new(), memory_events: Vec::new() };
+    let mut sink =
+        RunSink { jsonl: JsonlSink::new(create(&ticks_path)?), calls: BTreeMap::new(), memory_events: Vec::new() };
     let mut obs_out = JsonlSink::new(create(&obs_path)?);
     let mut events_out = JsonlSink::new(create(&events_path)?);
 
@@ -190,7 +195,10 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
         obs_out.write_line(&serde_json::json!({ "t_us": now.micros(), "observations": observations }));
         // Remember.
         let changes = memory.update(now, &observations);
-        for (ids, kind, verb) in [(&changes.appeared, EventKind::EntityAppeared, "came into view"), (&changes.disappeared, EventKind::EntityLeft, "went out of view")] {
+        for (ids, kind, verb) in [
+            (&changes.appeared, EventKind::EntityAppeared, "came into view"),
+            (&changes.disappeared, EventKind::EntityLeft, "went out of view"),
+        ] {
             for id in ids {
                 let mut ev = Event::new(now, kind, format!("{id} {verb}")).with_entity(id.clone());
                 if let Some(room) = memory.entity(id.as_str()).and_then(|e| world.room_at(e.position)) {
@@ -225,7 +233,12 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
         _ => Outcome::Failure,
     };
     let now = world.now();
-    remember(Event::new(now, EventKind::RunFinished, format!("run finished: {outcome}")), &mut memory, &mut episodic, &mut events_out)?;
+    remember(
+        Event::new(now, EventKind::RunFinished, format!("run finished: {outcome}")),
+        &mut memory,
+        &mut episodic,
+        &mut events_out,
+    )?;
     n_events += 1;
     episodic.flush()?;
     let stats = executor.stats();
@@ -248,7 +261,8 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
     finish_jsonl(sink.jsonl, &ticks_path)?;
     finish_jsonl(obs_out, &obs_path)?;
     finish_jsonl(events_out, &events_path)?;
-    let mut outcome_json = serde_json::to_string_pretty(&summary).map_err(|e| RunError::Io { path: out.join("outcome.json"), source: e.into() })?;
+    let mut outcome_json = serde_json::to_string_pretty(&summary)
+        .map_err(|e| RunError::Io { path: out.join("outcome.json"), source: e.into() })?;
     outcome_json.push('\n');
     write("outcome.json", outcome_json.as_bytes())?;
 

@@ -212,8 +212,9 @@ fn default_object_label() -> String {
 }
 
 /// What must hold at the end of a run for it to count as a success.
+/// Written as a bare word (`- photographed_all_attending`) or a one-key map (`- ends_at: lobby`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", try_from = "serde_yaml::Value")]
 pub enum Criterion {
     /// Every person with `attends_robot` has a photo of them taken while they looked at the robot.
     PhotographedAllAttending,
@@ -227,10 +228,40 @@ pub enum Criterion {
     Photographed(String),
 }
 
+impl TryFrom<serde_yaml::Value> for Criterion {
+    type Error = String;
+
+    fn try_from(v: serde_yaml::Value) -> Result<Self, String> {
+        use serde_yaml::Value as Y;
+        const KNOWN: &str = "photographed_all_attending, photographed_none_inattentive, ends_at: <place>, said: <text>, photographed: <entity>";
+        let (key, arg) = match &v {
+            Y::String(s) => (s.as_str(), None),
+            Y::Mapping(m) if m.len() == 1 => match m.iter().next() {
+                Some((Y::String(k), Y::String(a))) => (k.as_str(), Some(a.clone())),
+                _ => {
+                    return Err(format!("a criterion map is `name: text`; known criteria: {KNOWN}"));
+                }
+            },
+            _ => {
+                return Err(format!("a criterion is a word or a one-key map; known criteria: {KNOWN}"));
+            }
+        };
+        match (key, arg) {
+            ("photographed_all_attending", None) => Ok(Criterion::PhotographedAllAttending),
+            ("photographed_none_inattentive", None) => Ok(Criterion::PhotographedNoneInattentive),
+            ("ends_at", Some(a)) => Ok(Criterion::EndsAt(a)),
+            ("said", Some(a)) => Ok(Criterion::Said(a)),
+            ("photographed", Some(a)) => Ok(Criterion::Photographed(a)),
+            (k, _) => Err(format!("unknown criterion '{k}' or wrong argument; known criteria: {KNOWN}")),
+        }
+    }
+}
+
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Read { file: file.clone(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError::Read { file: file.clone(), message: e.to_string() })?;
         Self::parse(&text, &file)
     }
 
@@ -259,11 +290,16 @@ impl Scenario {
         if !(self.time_limit_s > 0.0 && self.time_limit_s <= 86_400.0) {
             return bad("time_limit_s".into(), format!("must be in (0, 86400], got {}", self.time_limit_s));
         }
-        let inside = |p: [f64; 2]| p[0].is_finite() && p[1].is_finite() && (0.0..=w).contains(&p[0]) && (0.0..=h).contains(&p[1]);
+        let inside = |p: [f64; 2]| {
+            p[0].is_finite() && p[1].is_finite() && (0.0..=w).contains(&p[0]) && (0.0..=h).contains(&p[1])
+        };
         let mut names = BTreeSet::new();
         for (i, r) in self.map.rooms.iter().enumerate() {
             if !inside(r.min) || !inside(r.max) || r.min[0] >= r.max[0] || r.min[1] >= r.max[1] {
-                return bad(format!("map.rooms[{i}] ({})", r.name), "min/max must lie in the map with min < max".into());
+                return bad(
+                    format!("map.rooms[{i}] ({})", r.name),
+                    "min/max must lie in the map with min < max".into(),
+                );
             }
             if !names.insert(r.name.clone()) {
                 return bad(format!("map.rooms[{i}].name"), format!("duplicate name '{}'", r.name));
@@ -277,7 +313,10 @@ impl Scenario {
         let mut place_names = BTreeSet::new();
         for (i, p) in self.map.places.iter().enumerate() {
             if !inside(p.at) {
-                return bad(format!("map.places[{i}] ({})", p.name), format!("[{}, {}] is outside the map", p.at[0], p.at[1]));
+                return bad(
+                    format!("map.places[{i}] ({})", p.name),
+                    format!("[{}, {}] is outside the map", p.at[0], p.at[1]),
+                );
             }
             if !place_names.insert(p.name.clone()) {
                 return bad(format!("map.places[{i}].name"), format!("duplicate name '{}'", p.name));
@@ -305,7 +344,10 @@ impl Scenario {
         for (i, p) in self.people.iter().enumerate() {
             let f = |s: &str| format!("people[{i}] ({}).{s}", p.name);
             if p.name.is_empty() || !entity_names.insert(p.name.clone()) {
-                return bad(format!("people[{i}].name"), format!("names must be unique and non-empty, got '{}'", p.name));
+                return bad(
+                    format!("people[{i}].name"),
+                    format!("names must be unique and non-empty, got '{}'", p.name),
+                );
             }
             if !inside([p.pose[0], p.pose[1]]) || !p.pose[2].is_finite() {
                 return bad(f("pose"), "must be [x, y, heading_deg] inside the map".into());
@@ -324,7 +366,7 @@ impl Scenario {
                     }
                 }
                 Motion::Wander { radius, speed } => {
-                    if !(radius.is_finite() && *radius > 0.0) || !(speed.is_finite() && *speed > 0.0 && *speed <= 5.0) {
+                    if !(radius.is_finite() && *radius > 0.0 && speed.is_finite() && *speed > 0.0 && *speed <= 5.0) {
                         return bad(f("motion"), "wander needs radius > 0 and speed in (0, 5]".into());
                     }
                 }
@@ -332,7 +374,10 @@ impl Scenario {
         }
         for (i, o) in self.objects.iter().enumerate() {
             if o.name.is_empty() || !entity_names.insert(o.name.clone()) {
-                return bad(format!("objects[{i}].name"), format!("names must be unique among people and objects, got '{}'", o.name));
+                return bad(
+                    format!("objects[{i}].name"),
+                    format!("names must be unique among people and objects, got '{}'", o.name),
+                );
             }
             if !inside(o.at) {
                 return bad(format!("objects[{i}] ({}).at", o.name), "must lie inside the map".into());
@@ -380,12 +425,57 @@ impl Scenario {
     pub fn vocabulary(&self) -> Vocabulary {
         Vocabulary {
             places: self.place_names(),
-            entities: self.people.iter().map(|p| p.name.clone()).chain(self.objects.iter().map(|o| o.name.clone())).collect(),
+            entities: self
+                .people
+                .iter()
+                .map(|p| p.name.clone())
+                .chain(self.objects.iter().map(|o| o.name.clone()))
+                .collect(),
         }
     }
 
     /// The room containing a point, if any.
     pub fn room_at(&self, p: Point2) -> Option<&str> {
         self.map.rooms.iter().find(|r| r.contains(p)).map(|r| r.name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PHOTOGRAPHER: &str = include_str!("../scenarios/photographer.yaml");
+
+    fn err(text: &str) -> String {
+        Scenario::parse(text, "s.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn shipped_scenario_loads() {
+        let s = Scenario::parse(PHOTOGRAPHER, "photographer.yaml").unwrap();
+        assert_eq!(s.people.len(), 5);
+        let v = s.vocabulary();
+        assert!(v.places.contains(&"kitchen".to_string()) && v.entities.contains(&"mug".to_string()));
+        assert_eq!(s.room_at(Point2::new(12.0, 2.0)), Some("kitchen"));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let e = err("name: x\ngoal: [unclosed\n");
+        assert!(e.starts_with("s.yaml: line 2"), "{e}");
+        let e = err(&PHOTOGRAPHER.replace("time_limit_s: 300", "time_limit: 300"));
+        assert!(e.contains("unknown field `time_limit`") && e.contains("line"), "{e}");
+        let e = err(&PHOTOGRAPHER.replace("pose: [2, 3, 0]", "pose: [2, 3]"));
+        assert!(e.contains("robot.pose") || e.contains("line"), "{e}");
+        let e = err(&PHOTOGRAPHER.replace("pose: [12.5, 3, 180]", "pose: [42, 3, 180]"));
+        assert!(e.contains("field 'people[0] (alice).pose'"), "{e}");
+        let e = err(&PHOTOGRAPHER.replace("- name: bob", "- name: alice"));
+        assert!(e.contains("people[1].name") && e.contains("unique"), "{e}");
+        let e = err(&PHOTOGRAPHER.replace("miss_rate: 0.05", "miss_rate: 2"));
+        assert!(e.contains("perception.miss_rate"), "{e}");
+        let e = err(&PHOTOGRAPHER.replace("  - photographed_none_inattentive", "  - ends_at: garage"));
+        assert!(e.contains("success[1].ends_at") && e.contains("garage"), "{e}");
+        let e = err(&PHOTOGRAPHER.replace("goal: photograph each person who looks at the robot\n", ""));
+        assert!(e.contains("missing field `goal`"), "{e}");
     }
 }

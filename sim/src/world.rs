@@ -35,7 +35,12 @@ pub fn register_skills(reg: &mut SkillRegistry) {
         "drive to a named place, or up to a person or object seen before",
         vec![
             ParamSpec::required("target", ParamType::Target, "place or entity name"),
-            ParamSpec::with_default("speed", ParamType::Number { min: 0.05, max: 2.0 }, Value::Number(0.8), "m/s, capped by the robot"),
+            ParamSpec::with_default(
+                "speed",
+                ParamType::Number { min: 0.05, max: 2.0 },
+                Value::Number(0.8),
+                "m/s, capped by the robot",
+            ),
         ],
     ));
     reg.register(SkillSpec::action(
@@ -184,7 +189,11 @@ impl World {
                 rng: rng.fork(i as u64 + 1),
             })
             .collect();
-        let objects = s.objects.iter().map(|o| ObjectState { name: o.name.clone(), label: o.label.clone(), pos: Point2::new(o.at[0], o.at[1]) }).collect();
+        let objects = s
+            .objects
+            .iter()
+            .map(|o| ObjectState { name: o.name.clone(), label: o.label.clone(), pos: Point2::new(o.at[0], o.at[1]) })
+            .collect();
         Self {
             now: SimTime::ZERO,
             grid,
@@ -251,7 +260,9 @@ impl World {
         for i in 0..self.people.len() {
             self.move_person(i, dt);
             let p = &self.people[i];
-            let wants_robot = p.attends_robot && p.pos.distance(robot_pos) <= p.attention_range && self.line_of_sight(p.pos, robot_pos);
+            let wants_robot = p.attends_robot
+                && p.pos.distance(robot_pos) <= p.attention_range
+                && self.line_of_sight(p.pos, robot_pos);
             let target = if wants_robot { p.pos.bearing_to(robot_pos) } else { p.heading };
             let p = &mut self.people[i];
             let err = normalize_angle(target - p.head);
@@ -303,7 +314,9 @@ impl World {
 
     fn move_robot(&mut self, dt: f64) {
         let max_turn = self.robot.max_turn * dt;
-        let Some((_, cmd)) = self.robot.motion.as_mut() else { return };
+        let Some((_, cmd)) = self.robot.motion.as_mut() else {
+            return;
+        };
         let pose = &mut self.robot.pose;
         let done = match cmd {
             MotionCmd::Turn { yaw } => {
@@ -321,7 +334,9 @@ impl World {
                 let mut budget = *speed * dt;
                 let mut turn_budget = max_turn;
                 loop {
-                    let Some(&target) = path.get(*next) else { break true };
+                    let Some(&target) = path.get(*next) else {
+                        break true;
+                    };
                     let here = pose.position();
                     let dist = here.distance(target);
                     if dist < 1e-6 {
@@ -360,7 +375,9 @@ impl World {
     fn camera_sees(&self, p: Point2) -> bool {
         let pose = self.robot.pose;
         let range = pose.position().distance(p);
-        range <= self.robot.range && pose.relative_bearing(p).abs() <= self.robot.fov / 2.0 && self.line_of_sight(pose.position(), p)
+        range <= self.robot.range
+            && pose.relative_bearing(p).abs() <= self.robot.fov / 2.0
+            && self.line_of_sight(pose.position(), p)
     }
 
     /// Ground truth: the person looks at the robot now.
@@ -411,10 +428,10 @@ impl World {
     }
 
     fn take_motion(&mut self, id: CallId, cmd: MotionCmd) {
-        if let Some((prev, _)) = self.robot.motion.replace((id, cmd)) {
-            if prev != id {
-                self.robot.preempted.push(prev);
-            }
+        if let Some((prev, _)) = self.robot.motion.replace((id, cmd))
+            && prev != id
+        {
+            self.robot.preempted.push(prev);
         }
     }
 
@@ -428,10 +445,12 @@ impl World {
     }
 
     fn start_navigation(&mut self, id: CallId, goal: Point2, speed: f64) -> Result<(), String> {
-        let path = self
-            .grid
-            .plan(self.robot.pose.position(), goal)
-            .ok_or_else(|| format!("no path from ({:.1}, {:.1}) to ({:.1}, {:.1})", self.robot.pose.x, self.robot.pose.y, goal.x, goal.y))?;
+        let path = self.grid.plan(self.robot.pose.position(), goal).ok_or_else(|| {
+            format!(
+                "no path from ({:.1}, {:.1}) to ({:.1}, {:.1})",
+                self.robot.pose.x, self.robot.pose.y, goal.x, goal.y
+            )
+        })?;
         self.take_motion(id, MotionCmd::Follow { path, next: 1, speed: speed.min(self.robot.max_speed) });
         Ok(())
     }
@@ -440,7 +459,13 @@ impl World {
         let in_frame = self.visible();
         let t = self.now;
         let (status, subject_looking) = match entity {
-            None => (SkillStatus::Success(format!("photo of {}", if in_frame.is_empty() { "nothing".into() } else { in_frame.join(", ") })), false),
+            None => (
+                SkillStatus::Success(format!(
+                    "photo of {}",
+                    if in_frame.is_empty() { "nothing".into() } else { in_frame.join(", ") }
+                )),
+                false,
+            ),
             Some(name) => match self.entity_position(name) {
                 None => (SkillStatus::Failure(format!("no entity '{name}' in this world")), false),
                 Some((pos, _)) => {
@@ -450,18 +475,30 @@ impl World {
                     if !in_frame.iter().any(|n| n == name) {
                         (SkillStatus::Failure(format!("{name} is not in view")), false)
                     } else if off > PHOTO_MAX_OFF_AXIS {
-                        (SkillStatus::Failure(format!("{name} is not centred ({:.0} deg off axis)", off.to_degrees())), false)
+                        (
+                            SkillStatus::Failure(format!(
+                                "{name} is not centred ({:.0} deg off axis)",
+                                off.to_degrees()
+                            )),
+                            false,
+                        )
                     } else if range > PHOTO_MAX_RANGE {
                         (SkillStatus::Failure(format!("{name} is too far ({range:.1} m)")), false)
                     } else {
-                        let looking = self.people.iter().find(|p| p.name == name).is_some_and(|p| self.looking_at_robot(p));
+                        let looking =
+                            self.people.iter().find(|p| p.name == name).is_some_and(|p| self.looking_at_robot(p));
                         (SkillStatus::Success(format!("photo of {name}")), looking)
                     }
                 }
             },
         };
         if let SkillStatus::Success(text) = &status {
-            self.photos.push(Photo { t_us: t.micros(), subject: entity.map(str::to_string), in_frame: in_frame.clone(), subject_looking });
+            self.photos.push(Photo {
+                t_us: t.micros(),
+                subject: entity.map(str::to_string),
+                in_frame: in_frame.clone(),
+                subject_looking,
+            });
             let mut ev = Event::new(t, EventKind::PhotoTaken, text.clone());
             if let Some(name) = entity {
                 ev = ev.with_entity(EntityId::new(name));
@@ -481,16 +518,19 @@ impl World {
         let status = match active {
             Active::Navigate { target, entity, goal, last_plan } => {
                 // Follow a moving entity: re-plan (at most once a second) when memory saw it move.
-                if entity && self.now.saturating_sub(last_plan) >= SimTime::from_secs_f64(1.0) {
-                    if let Ok((g, _)) = self.resolve_goal(&target, memory) {
-                        if g.distance(goal) > 0.5 {
-                            let speed = call.number("speed").unwrap_or(0.8);
-                            if let Err(e) = self.start_navigation(call.id, g, speed) {
-                                return self.finish(call.id, SkillStatus::Failure(e));
-                            }
-                            self.active.insert(call.id, Active::Navigate { target: target.clone(), entity, goal: g, last_plan: self.now });
-                        }
+                if entity
+                    && self.now.saturating_sub(last_plan) >= SimTime::from_secs_f64(1.0)
+                    && let Ok((g, _)) = self.resolve_goal(&target, memory)
+                    && g.distance(goal) > 0.5
+                {
+                    let speed = call.number("speed").unwrap_or(0.8);
+                    if let Err(e) = self.start_navigation(call.id, g, speed) {
+                        return self.finish(call.id, SkillStatus::Failure(e));
                     }
+                    self.active.insert(
+                        call.id,
+                        Active::Navigate { target: target.clone(), entity, goal: g, last_plan: self.now },
+                    );
                 }
                 match self.motion_state(call.id) {
                     None => SkillStatus::Failure("preempted by another motion".into()),
@@ -508,10 +548,10 @@ impl World {
             Active::LookAt { entity } => {
                 if let Some(e) = memory.entity(&entity).filter(|e| e.in_view) {
                     let yaw = self.robot.pose.position().bearing_to(e.position);
-                    if let Some((owner, MotionCmd::Turn { yaw: y })) = self.robot.motion.as_mut() {
-                        if *owner == call.id {
-                            *y = yaw;
-                        }
+                    if let Some((owner, MotionCmd::Turn { yaw: y })) = self.robot.motion.as_mut()
+                        && *owner == call.id
+                    {
+                        *y = yaw;
                     }
                 }
                 match self.motion_state(call.id) {
@@ -573,7 +613,12 @@ impl World {
                             .people
                             .iter()
                             .filter(|p| p.attends_robot)
-                            .filter(|p| !self.photos.iter().any(|ph| ph.subject.as_deref() == Some(&p.name) && ph.subject_looking))
+                            .filter(|p| {
+                                !self
+                                    .photos
+                                    .iter()
+                                    .any(|ph| ph.subject.as_deref() == Some(&p.name) && ph.subject_looking)
+                            })
                             .map(|p| p.name.as_str())
                             .collect();
                         let n = self.people.iter().filter(|p| p.attends_robot).count();
@@ -591,12 +636,16 @@ impl World {
                             .filter_map(|ph| ph.subject.as_deref())
                             .filter(|s| self.people.iter().any(|p| p.name == *s && !p.attends_robot))
                             .collect();
-                        let detail =
-                            if wrong.is_empty() { "no photo of anyone who was not attending".into() } else { format!("photographed: {}", wrong.join(", ")) };
+                        let detail = if wrong.is_empty() {
+                            "no photo of anyone who was not attending".into()
+                        } else {
+                            format!("photographed: {}", wrong.join(", "))
+                        };
                         ("photographed_none_inattentive".to_string(), wrong.is_empty(), detail)
                     }
                     Criterion::EndsAt(place) => {
-                        let d = self.place(place).map(|p| p.distance(self.robot.pose.position())).unwrap_or(f64::INFINITY);
+                        let d =
+                            self.place(place).map(|p| p.distance(self.robot.pose.position())).unwrap_or(f64::INFINITY);
                         (format!("ends_at {place}"), d <= 0.5, format!("{d:.2} m from {place}"))
                     }
                     Criterion::Said(text) => {
@@ -637,8 +686,8 @@ impl PerceptionSource for World {
             let range = here.distance(pos);
             let sigma = self.perception.position_noise * range.max(1.0);
             let noisy = Point2::new(pos.x + sigma * self.camera_rng.normal(), pos.y + sigma * self.camera_rng.normal());
-            let attention =
-                attention.map(|a| (a + self.perception.attention_noise * self.camera_rng.normal()).clamp(0.0, 1.0) as f32);
+            let attention = attention
+                .map(|a| (a + self.perception.attention_noise * self.camera_rng.normal()).clamp(0.0, 1.0) as f32);
             let kind = if attention.is_some() { EntityKind::Person } else { EntityKind::Object };
             out.push(Observation {
                 stamp: now,
@@ -684,9 +733,10 @@ impl Robot for World {
                 self.take_motion(call.id, MotionCmd::Spin { remaining: 2.0 * PI });
                 Active::Scan
             }
-            "capture_photo" => {
-                Active::Photo { entity: call.text("entity").map(str::to_string), done_at: now.plus(SimTime::from_secs_f64(PHOTO_DURATION)) }
-            }
+            "capture_photo" => Active::Photo {
+                entity: call.text("entity").map(str::to_string),
+                done_at: now.plus(SimTime::from_secs_f64(PHOTO_DURATION)),
+            },
             "say" => {
                 let text = call.text("text").unwrap_or_default().to_string();
                 let secs = 0.4 + 0.06 * text.chars().count() as f64;
@@ -722,3 +772,7 @@ impl Robot for World {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "world_tests.rs"]
+mod tests;

@@ -1,0 +1,119 @@
+//! Bad input gives a clear error naming the file and the line or node, a non-zero exit and
+//! never a panic.
+
+use crate::{SCENARIO, TREE, arbor, root, stderr};
+use std::path::Path;
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn sim_err(scenario: &str, tree: &str, out: &Path) -> String {
+    let o = arbor(&["sim", "--scenario", scenario, "--tree", tree, "--out", out.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn tree_text() -> String {
+    std::fs::read_to_string(root().join(TREE)).unwrap()
+}
+
+fn scenario_text() -> String {
+    std::fs::read_to_string(root().join(SCENARIO)).unwrap()
+}
+
+#[test]
+fn bad_trees_name_the_file_and_the_line_or_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let cases: [(&str, String, &[&str]); 5] = [
+        (
+            "syntax.yaml",
+            tree_text().replace("- navigate_to: {target: lobby}", "- navigate_to: {target: lobby"),
+            &["syntax.yaml: line"],
+        ),
+        (
+            "unknown.yaml",
+            tree_text().replace("- scan:", "- teleport: {to: kitchen}"),
+            &[
+                "unknown.yaml: at node 'sequence/force_success[0]/sequence[0]/fallback[1]/teleport[1]'",
+                "unknown node or skill 'teleport'",
+            ],
+        ),
+        (
+            "missing.yaml",
+            tree_text().replacen("- look_at: {entity: dave}", "- look_at: {}", 1),
+            &[
+                "missing.yaml: at node 'sequence/force_success[0]/sequence[0]/look_at[3]'",
+                "missing required parameter 'entity'",
+            ],
+        ),
+        (
+            "type.yaml",
+            tree_text().replacen("- wait: {seconds: 0.5}", "- wait: {seconds: soon}", 1),
+            &["type.yaml: at node", "wait[0]", "parameter 'seconds' must be number in [0, 600], got \"soon\""],
+        ),
+        (
+            "place.yaml",
+            tree_text().replacen("{target: kitchen}", "{target: garage}", 1),
+            &["place.yaml: at node", "unknown place or entity 'garage'"],
+        ),
+    ];
+    for (name, text, want) in cases {
+        let path = write(dir.path(), name, &text);
+        let err = sim_err(SCENARIO, &path, &out);
+        for w in want {
+            assert!(err.contains(w), "{name}: expected {w:?} in:\n{err}");
+        }
+    }
+    assert!(!out.join("ticks.jsonl").exists(), "a tree that fails its check never starts a run");
+}
+
+#[test]
+fn bad_scenarios_name_the_file_and_the_line_or_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let cases: [(&str, String, &[&str]); 4] = [
+        ("yaml.yaml", scenario_text().replace("size: [16, 10]", "size: [16, 10"), &["yaml.yaml: line"]),
+        (
+            "field.yaml",
+            scenario_text().replace("tick_hz: 10", "tick_rate: 10"),
+            &["field.yaml: line", "unknown field `tick_rate`"],
+        ),
+        (
+            "value.yaml",
+            scenario_text().replace("max_speed: 0.8", "max_speed: -1"),
+            &["value.yaml: field 'robot.max_speed'"],
+        ),
+        (
+            "crit.yaml",
+            scenario_text().replace("- photographed_none_inattentive", "- photograph_everyone"),
+            &["crit.yaml: line", "unknown criterion 'photograph_everyone'"],
+        ),
+    ];
+    for (name, text, want) in cases {
+        let path = write(dir.path(), name, &text);
+        let err = sim_err(&path, TREE, &out);
+        for w in want {
+            assert!(err.contains(w), "{name}: expected {w:?} in:\n{err}");
+        }
+    }
+    let err = sim_err("no/such/scenario.yaml", TREE, &out);
+    assert!(err.contains("no/such/scenario.yaml"), "{err}");
+}
+
+#[test]
+fn validate_reports_each_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.yaml", "root:\n  sequence: []\n");
+    let o = arbor(&["tree", "validate", TREE, &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(crate::stdout(&o).contains("ok    sim/trees/photographer.yaml"));
+    assert!(stderr(&o).contains("bad.yaml: at node 'sequence': 'sequence' needs at least one child"), "{}", stderr(&o));
+    let skills = arbor(&["skills"]);
+    assert!(crate::stdout(&skills).contains("navigate_to (action)"));
+}

@@ -1,7 +1,7 @@
 //! The `arbor` command line.
 
 use anyhow::{Context, Result, bail};
-use arbor_behaviors::{SkillKind, yaml};
+use arbor_behaviors::{NodeLibrary, SkillKind, export, load_tree, xml, yaml};
 use arbor_sim::{RunConfig, Scenario};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -50,12 +50,34 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum TreeCommand {
-    /// Check tree files against the skill registry (and a scenario's places and entities).
+    /// Check tree files (arbor YAML or BehaviorTree.CPP XML) against the node library and the
+    /// simulator's skills.
     Validate {
         files: Vec<PathBuf>,
+        /// Load undeclared nodes as generic actions/conditions/controls, keeping their ports
+        /// (for foreign trees such as Nav2's).
+        #[arg(long)]
+        lenient: bool,
+        /// Node manifests (YAML) declaring more node types.
+        #[arg(long = "manifest")]
+        manifests: Vec<PathBuf>,
         /// Also check that places and entities named in the trees exist in this scenario.
         #[arg(long)]
         scenario: Option<PathBuf>,
+    },
+    /// Convert between formats, chosen by extension: .xml (BT.CPP v4) and .yaml/.yml (arbor).
+    Convert {
+        input: PathBuf,
+        output: PathBuf,
+        /// Check the tree leniently before writing (undeclared nodes allowed).
+        #[arg(long)]
+        lenient: bool,
+    },
+    /// Print a tree as Graphviz DOT (or Mermaid with --mermaid).
+    Dot {
+        file: PathBuf,
+        #[arg(long)]
+        mermaid: bool,
     },
 }
 
@@ -73,7 +95,15 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Sim { scenario, tree, seed, out, json } => sim(scenario, tree, seed, out, json),
-        Command::Tree { command: TreeCommand::Validate { files, scenario } } => validate(files, scenario),
+        Command::Tree { command: TreeCommand::Validate { files, lenient, manifests, scenario } } => {
+            validate(files, lenient, manifests, scenario)
+        }
+        Command::Tree { command: TreeCommand::Convert { input, output, lenient } } => convert(input, output, lenient),
+        Command::Tree { command: TreeCommand::Dot { file, mermaid } } => {
+            let tree = load_tree(&file)?;
+            print!("{}", if mermaid { export::to_mermaid(&tree) } else { export::to_dot(&tree) });
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Skills => {
             for s in arbor_sim::registry().iter() {
                 let kind = if s.kind == SkillKind::Action { "action" } else { "condition" };
@@ -98,7 +128,7 @@ fn sim(scenario_path: PathBuf, tree: Option<PathBuf>, seed: u64, out: PathBuf, j
             "no --tree given: planning a tree from the goal with the LLM planner is not built yet; pass --tree <file> (e.g. sim/trees/photographer.yaml)"
         );
     };
-    let tree = yaml::load_file(&tree_path)?;
+    let tree = load_tree(&tree_path)?;
     let cfg = RunConfig {
         scenario,
         scenario_text,
@@ -149,11 +179,24 @@ fn sim(scenario_path: PathBuf, tree: Option<PathBuf>, seed: u64, out: PathBuf, j
     Ok(if summary.outcome == arbor_sim::runner::Outcome::Success { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn validate(files: Vec<PathBuf>, scenario: Option<PathBuf>) -> Result<ExitCode> {
+fn library(manifests: &[PathBuf]) -> Result<NodeLibrary> {
+    let mut lib = NodeLibrary::with_skills(&arbor_sim::registry());
+    for m in manifests {
+        lib.load_manifest(m).map_err(anyhow::Error::msg)?;
+    }
+    Ok(lib)
+}
+
+fn validate(
+    files: Vec<PathBuf>,
+    lenient: bool,
+    manifests: Vec<PathBuf>,
+    scenario: Option<PathBuf>,
+) -> Result<ExitCode> {
     if files.is_empty() {
         bail!("no tree files given");
     }
-    let registry = arbor_sim::registry();
+    let lib = library(&manifests)?;
     let vocab = match &scenario {
         Some(p) => Some(Scenario::load(p)?.vocabulary()),
         None => None,
@@ -161,8 +204,13 @@ fn validate(files: Vec<PathBuf>, scenario: Option<PathBuf>) -> Result<ExitCode> 
     let mut failed = 0;
     for f in &files {
         let source = f.display().to_string();
-        match yaml::load_file(f).and_then(|t| t.check(&source, &registry, vocab.as_ref())) {
-            Ok(t) => println!("ok    {source}: {}", t.tree()),
+        match load_tree(f).and_then(|t| t.check(&source, &lib, vocab.as_ref(), lenient)) {
+            Ok(t) => {
+                println!("ok    {source}: {t}");
+                for w in &t.warnings {
+                    println!("      note: {w}");
+                }
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!("error {e}");
@@ -170,4 +218,17 @@ fn validate(files: Vec<PathBuf>, scenario: Option<PathBuf>) -> Result<ExitCode> 
         }
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn convert(input: PathBuf, output: PathBuf, lenient: bool) -> Result<ExitCode> {
+    let tree = load_tree(&input)?;
+    tree.check(&input.display().to_string(), &library(&[])?, None, lenient)?;
+    let text = match output.extension().and_then(|e| e.to_str()) {
+        Some("xml") => xml::to_xml(&tree),
+        Some("yaml" | "yml") => yaml::to_yaml(&tree),
+        _ => bail!("{}: unknown output format (use .xml or .yaml)", output.display()),
+    };
+    std::fs::write(&output, text).with_context(|| format!("writing {}", output.display()))?;
+    println!("wrote {} ({} trees, {} nodes)", output.display(), tree.trees.len(), tree.size());
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,22 +1,38 @@
+//! Semantics of every node type (BT.CPP v4 documentation is the reference), halting included.
+
 use super::*;
 use crate::conditions;
 use crate::record::VecSink;
-use crate::skill::{ParamSpec, ParamType, SkillSpec};
+use crate::record::{TickEvent, TickRecord};
+use crate::skill::{ParamSpec, SkillRegistry, SkillSpec};
 use crate::yaml;
 use std::collections::BTreeMap;
 
-/// A robot whose actions take `ticks` polls and succeed (or fail when `fail: true`);
-/// records every start, poll and halt.
+/// A robot whose `work` actions run for `ticks` polls and then succeed (or fail with
+/// `fail: true`, or fail the first `fail_times` calls of that label). Logs starts and halts.
 #[derive(Default)]
-struct ScriptRobot {
+struct TestRobot {
     log: Vec<String>,
     left: BTreeMap<CallId, i64>,
-    flag: bool,
+    flags: BTreeMap<String, bool>,
+    calls: BTreeMap<String, u32>,
 }
 
-impl Robot for ScriptRobot {
+impl TestRobot {
+    fn label(call: &SkillCall<'_>) -> String {
+        call.text("label").map(str::to_string).unwrap_or_else(|| call.node.to_string())
+    }
+    fn flag(mut self, name: &str, v: bool) -> Self {
+        self.flags.insert(name.into(), v);
+        self
+    }
+}
+
+impl Robot for TestRobot {
     fn start(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
-        self.log.push(format!("start {}", call.node));
+        let label = Self::label(call);
+        self.log.push(format!("start {label}"));
+        *self.calls.entry(label).or_default() += 1;
         self.left.insert(call.id, call.number("ticks").unwrap_or(0.0) as i64);
         self.poll(call, memory)
     }
@@ -26,144 +42,533 @@ impl Robot for ScriptRobot {
             *left -= 1;
             return SkillStatus::Running;
         }
-        if call.params.get("fail").and_then(|v| v.as_bool()).unwrap_or(false) {
+        let label = Self::label(call);
+        let n = self.calls.get(&label).copied().unwrap_or(0);
+        let fail_times = call.number("fail_times").unwrap_or(0.0) as u32;
+        if call.params.get("fail").and_then(|v| v.as_bool()).unwrap_or(false) || n <= fail_times {
             SkillStatus::Failure("scripted failure".into())
         } else {
             SkillStatus::Success("done".into())
         }
     }
     fn halt(&mut self, call: &SkillCall<'_>) {
-        self.log.push(format!("halt {}", call.node));
+        self.log.push(format!("halt {}", Self::label(call)));
     }
     fn check(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
         if call.skill == "flag" {
-            return if self.flag { SkillStatus::Success(String::new()) } else { SkillStatus::Failure(String::new()) };
+            let name = call.text("key").unwrap_or_default();
+            return if self.flags.get(name).copied().unwrap_or(false) {
+                SkillStatus::Success(String::new())
+            } else {
+                SkillStatus::Failure(String::new())
+            };
         }
         conditions::evaluate(call, memory)
     }
 }
 
-fn registry() -> SkillRegistry {
+fn library() -> NodeLibrary {
     let mut r = SkillRegistry::new();
+    let num = ParamType::Number { min: 0.0, max: 1e6 };
     r.register(SkillSpec::action(
         "work",
         "runs for a number of ticks",
         vec![
-            ParamSpec::with_default("ticks", ParamType::Number { min: 0.0, max: 1e6 }, crate::Value::Number(0.0), ""),
-            ParamSpec::with_default("fail", ParamType::Bool, crate::Value::Bool(false), ""),
+            ParamSpec::with_default("ticks", num.clone(), Value::Number(0.0), ""),
+            ParamSpec::with_default("fail", ParamType::Bool, Value::Bool(false), ""),
+            ParamSpec::with_default("fail_times", num, Value::Number(0.0), ""),
+            ParamSpec::optional("label", ParamType::Text { max_len: 100 }, ""),
         ],
     ));
-    r.register(SkillSpec::condition("flag", "the robot's flag", vec![]));
+    r.register(SkillSpec::condition(
+        "flag",
+        "a robot flag",
+        vec![ParamSpec::required("key", ParamType::Text { max_len: 100 }, "")],
+    ));
     conditions::register(&mut r);
-    r
+    NodeLibrary::with_skills(&r)
 }
 
 fn executor(text: &str) -> Executor {
-    let reg = registry();
-    let tree = yaml::parse(text, "test").unwrap().check("test", &reg, None).unwrap();
-    Executor::new(&tree, &reg)
+    let tree = yaml::parse(text, "test").unwrap().check("test", &library(), None, false).unwrap();
+    Executor::new(&tree).unwrap()
 }
 
-fn run(ex: &mut Executor, robot: &mut ScriptRobot, max: usize) -> (NodeStatus, VecSink) {
-    let mem = WorkingMemory::default();
-    let mut sink = VecSink::default();
-    let mut s = NodeStatus::Idle;
-    for i in 0..max {
-        s = ex.tick(SimTime::from_millis(100 * i as u64), 0.1, robot, &mem, &mut sink);
-        if s.is_done() {
-            break;
+fn executor_xml(text: &str) -> Executor {
+    let tree = crate::xml::parse(text, "test.xml").unwrap().check("test.xml", &library(), None, false).unwrap();
+    Executor::new(&tree).unwrap()
+}
+
+struct Run {
+    ex: Executor,
+    robot: TestRobot,
+    sink: VecSink,
+    t: u64,
+}
+
+impl Run {
+    fn new(ex: Executor, robot: TestRobot) -> Self {
+        let sink = VecSink::collect(ex.nodes());
+        Self { ex, robot, sink, t: 0 }
+    }
+    fn yaml(text: &str) -> Self {
+        Self::new(executor(text), TestRobot::default())
+    }
+    fn tick(&mut self) -> NodeStatus {
+        self.t += 1;
+        let mem = WorkingMemory::default();
+        self.ex.tick(SimTime::from_millis(100 * self.t), &mut self.robot, &mem, &mut self.sink)
+    }
+    fn ticks(&mut self, n: usize) -> Vec<NodeStatus> {
+        (0..n).map(|_| self.tick()).collect()
+    }
+    fn until_done(&mut self, max: usize) -> NodeStatus {
+        for _ in 0..max {
+            let s = self.tick();
+            if s.is_done() {
+                return s;
+            }
         }
+        self.ex.status()
     }
-    (s, sink)
-}
-
-#[test]
-fn sequence_runs_async_actions_to_success() {
-    let mut ex = executor("root:\n  sequence:\n    - work: {ticks: 2}\n    - work: {ticks: 1}\n");
-    let mut robot = ScriptRobot::default();
-    let (s, sink) = run(&mut ex, &mut robot, 20);
-    assert_eq!(s, NodeStatus::Success);
-    assert_eq!(ex.stats().ticks, 4, "2 running ticks, then the second action runs 1 more");
-    assert_eq!(robot.log, ["start sequence/work[0]", "start sequence/work[1]"]);
-    let started = sink.0.iter().filter(|r| matches!(r.event, TickEvent::SkillStarted { .. })).count();
-    assert_eq!(started, 2);
-    assert_eq!(
-        ex.tick(SimTime(0), 0.1, &mut robot, &WorkingMemory::default(), &mut VecSink::default()),
-        NodeStatus::Success
-    );
-}
-
-#[test]
-fn reactive_sequence_halts_running_action_when_condition_fails() {
-    let mut ex = executor("root:\n  reactive_sequence:\n    - flag:\n    - work: {ticks: 100}\n");
-    let mut robot = ScriptRobot { flag: true, ..Default::default() };
-    let mem = WorkingMemory::default();
-    let mut sink = VecSink::default();
-    for i in 0..3 {
-        assert_eq!(ex.tick(SimTime(i), 0.1, &mut robot, &mem, &mut sink), NodeStatus::Running);
+    fn reset(&mut self) {
+        let mem = WorkingMemory::default();
+        self.ex.reset(SimTime::from_millis(100 * self.t), &mut self.robot, &mem, &mut self.sink);
     }
-    robot.flag = false;
-    assert_eq!(ex.tick(SimTime(3), 0.1, &mut robot, &mem, &mut sink), NodeStatus::Failure);
-    assert_eq!(robot.log, ["start reactive_sequence/work[1]", "halt reactive_sequence/work[1]"]);
-    let halted: Vec<_> = sink.0.iter().filter(|r| matches!(r.event, TickEvent::SkillHalted { .. })).collect();
-    assert_eq!(halted.len(), 1);
-    assert_eq!(halted[0].tick, 4, "halted in the tick the condition failed");
+    fn status_of(&self, path: &str) -> NodeStatus {
+        let i = self
+            .ex
+            .nodes()
+            .iter()
+            .position(|n| n.path == path)
+            .unwrap_or_else(|| panic!("no node {path}: {:?}", self.paths()));
+        self.ex.statuses().nth(i).unwrap()
+    }
+    fn paths(&self) -> Vec<String> {
+        self.ex.nodes().iter().map(|n| n.path.clone()).collect()
+    }
+    fn halts(&self) -> Vec<&TickRecord> {
+        self.sink.records().iter().filter(|r| matches!(r.event, TickEvent::SkillHalted { .. })).collect()
+    }
+    fn errors(&self) -> Vec<String> {
+        self.sink
+            .records()
+            .iter()
+            .filter_map(|r| match &r.event {
+                TickEvent::Error { message, .. } => Some(message.clone()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
+use NodeStatus::{Failure, Idle, Running, Skipped, Success};
+
 #[test]
-fn fallback_switches_and_retry_retries() {
-    let mut ex = executor(
-        "root:\n  fallback:\n    - work: {fail: true}\n    - retry:\n        num_attempts: 3\n        child:\n          work: {fail: true, ticks: 1}\n    - work: {}\n",
+fn sequence_runs_children_in_order_and_restarts_after_failure() {
+    let mut r = Run::yaml("root:\n  sequence:\n    - work: {ticks: 2, label: a}\n    - work: {ticks: 1, label: b}\n");
+    assert_eq!(r.ticks(4), [Running, Running, Running, Success]);
+    assert_eq!(r.robot.log, ["start a", "start b"]);
+    assert_eq!(r.status_of("sequence/work[0]"), Idle, "children are reset when the sequence completes");
+    // Failure: the next run starts again from the first child.
+    let mut r = Run::yaml(
+        "root:\n  retry:\n    num_attempts: 2\n    child:\n      sequence:\n        - work: {label: a}\n        - work: {label: b, fail_times: 1}\n",
     );
-    let mut robot = ScriptRobot::default();
-    let (s, _) = run(&mut ex, &mut robot, 50);
-    assert_eq!(s, NodeStatus::Success);
-    let retried = robot.log.iter().filter(|l| l.contains("retry")).count();
-    assert_eq!(retried, 3);
-    assert_eq!(robot.log.last().map(String::as_str), Some("start fallback/work[2]"));
+    assert_eq!(r.until_done(10), Success);
+    assert_eq!(r.robot.log, ["start a", "start b", "start a", "start b"]);
 }
 
 #[test]
-fn timeout_fails_and_halts_its_child() {
-    let mut ex = executor("root:\n  timeout:\n    seconds: 0.35\n    child:\n      work: {ticks: 100}\n");
-    let mut robot = ScriptRobot::default();
-    let (s, _) = run(&mut ex, &mut robot, 50);
-    assert_eq!(s, NodeStatus::Failure);
-    assert!(ex.stats().ticks <= 5, "{:?}", ex.stats());
-    assert_eq!(robot.log, ["start timeout/work[0]", "halt timeout/work[0]"]);
+fn sequence_with_memory_resumes_at_the_failed_child() {
+    let mut r = Run::yaml(
+        "root:\n  retry:\n    num_attempts: 2\n    child:\n      sequence_with_memory:\n        - work: {label: a}\n        - work: {label: b, fail_times: 1}\n",
+    );
+    assert_eq!(r.until_done(10), Success);
+    assert_eq!(r.robot.log, ["start a", "start b", "start b"]);
 }
 
 #[test]
-fn decorators_invert_and_force() {
+fn fallback_tries_until_one_succeeds() {
+    let mut r = Run::yaml(
+        "root:\n  fallback:\n    - work: {label: a, fail: true}\n    - work: {label: b, ticks: 1}\n    - work: {label: c}\n",
+    );
+    assert_eq!(r.ticks(2), [Running, Success]);
+    assert_eq!(r.robot.log, ["start a", "start b"]);
+    let mut r = Run::yaml("root:\n  fallback:\n    - always_failure:\n    - always_failure:\n");
+    assert_eq!(r.tick(), Failure);
+}
+
+#[test]
+fn reactive_sequence_halts_the_running_child_in_the_tick_the_condition_fails() {
+    let mut r = Run::new(
+        executor("root:\n  reactive_sequence:\n    - flag: {key: ok}\n    - work: {ticks: 100, label: long}\n"),
+        TestRobot::default().flag("ok", true),
+    );
+    assert_eq!(r.ticks(3), [Running, Running, Running]);
+    r.robot.flags.insert("ok".into(), false);
+    assert_eq!(r.tick(), Failure);
+    assert_eq!(r.robot.log, ["start long", "halt long"]);
+    assert_eq!(r.halts()[0].tick, 4);
+    assert_eq!(r.status_of("reactive_sequence/work[1]"), Idle);
+}
+
+#[test]
+fn reactive_fallback_preempts_a_lower_priority_child() {
+    let mut r = Run::new(
+        executor("root:\n  reactive_fallback:\n    - flag: {key: done}\n    - work: {ticks: 100, label: low}\n"),
+        TestRobot::default(),
+    );
+    assert_eq!(r.ticks(2), [Running, Running]);
+    r.robot.flags.insert("done".into(), true);
+    assert_eq!(r.tick(), Success);
+    assert_eq!(r.robot.log, ["start low", "halt low"]);
+    assert_eq!(r.halts()[0].tick, 3);
+}
+
+#[test]
+fn reactive_sequence_halts_a_later_running_child_when_an_earlier_one_runs() {
+    // BT.CPP: when child i returns RUNNING, every other child is halted.
+    let mut r = Run::new(
+        executor(
+            "root:\n  reactive_sequence:\n    - fallback:\n        - flag: {key: skip_a}\n        - work: {ticks: 100, label: a}\n    - work: {ticks: 100, label: b}\n",
+        ),
+        TestRobot::default().flag("skip_a", true),
+    );
+    assert_eq!(r.ticks(2), [Running, Running]);
+    assert_eq!(r.robot.log, ["start b"]);
+    r.robot.flags.insert("skip_a".into(), false);
+    assert_eq!(r.tick(), Running);
+    assert_eq!(r.robot.log, ["start b", "start a", "halt b"]);
+}
+
+#[test]
+fn parallel_decides_by_thresholds_and_halts_the_rest() {
+    let mut r = Run::yaml(
+        "root:\n  parallel:\n    success_count: 1\n    children:\n      - work: {ticks: 1, label: fast}\n      - work: {ticks: 50, label: slow}\n",
+    );
+    assert_eq!(r.ticks(2), [Running, Success]);
+    assert_eq!(r.robot.log, ["start fast", "start slow", "halt slow"]);
+    // Default thresholds: all must succeed; one failure fails it.
+    let mut r = Run::yaml(
+        "root:\n  parallel:\n    - work: {ticks: 3, label: a}\n    - work: {ticks: 1, fail: true, label: b}\n",
+    );
+    assert_eq!(r.ticks(2), [Running, Failure]);
+    assert_eq!(r.robot.log, ["start a", "start b", "halt a"]);
+    // Success cannot be reached any more: fails early.
+    let mut r = Run::yaml(
+        "root:\n  parallel:\n    success_count: 2\n    failure_count: 2\n    children:\n      - work: {fail: true, label: a}\n      - work: {ticks: 9, label: b}\n",
+    );
+    assert_eq!(r.tick(), Failure);
+}
+
+#[test]
+fn parallel_all_runs_everything_to_completion() {
+    let mut r = Run::yaml(
+        "root:\n  parallel_all:\n    max_failures: 2\n    children:\n      - work: {fail: true, label: a}\n      - work: {ticks: 2, label: b}\n      - always_success:\n",
+    );
+    assert_eq!(r.ticks(3), [Running, Running, Success], "1 failure < 2 allowed");
+    let mut r = Run::yaml("root:\n  parallel_all:\n    - work: {fail: true}\n    - work: {ticks: 1}\n");
+    assert_eq!(r.ticks(2), [Running, Failure]);
+}
+
+#[test]
+fn if_then_else_and_while_do_else() {
+    let mut r = Run::new(
+        executor(
+            "root:\n  if_then_else:\n    - flag: {key: c}\n    - work: {label: then}\n    - work: {label: else}\n",
+        ),
+        TestRobot::default(),
+    );
+    assert_eq!(r.tick(), Success);
+    assert_eq!(r.robot.log, ["start else"]);
+    let mut r = Run::yaml("root:\n  if_then_else:\n    - always_failure:\n    - always_success:\n");
+    assert_eq!(r.tick(), Failure, "no else branch: failure");
+
+    // WhileDoElse re-checks the condition every tick and halts the branch it leaves.
+    let mut r = Run::new(
+        executor(
+            "root:\n  while_do_else:\n    - flag: {key: c}\n    - work: {ticks: 100, label: do}\n    - work: {ticks: 100, label: else}\n",
+        ),
+        TestRobot::default().flag("c", true),
+    );
+    assert_eq!(r.ticks(2), [Running, Running]);
+    r.robot.flags.insert("c".into(), false);
+    assert_eq!(r.tick(), Running);
+    assert_eq!(r.robot.log, ["start do", "halt do", "start else"]);
+}
+
+#[test]
+fn switch_picks_the_matching_case_and_halts_on_change() {
+    let mut r = Run::yaml(
+        "root:\n  switch2:\n    variable: '{mode}'\n    case_1: explore\n    case_2: '2'\n    children:\n      - work: {ticks: 100, label: explore}\n      - work: {ticks: 100, label: two}\n      - work: {ticks: 100, label: default}\n",
+    );
+    assert!(r.ex.blackboard_mut().set_key("mode", Value::Text("explore".into())));
+    assert_eq!(r.tick(), Running);
+    r.ex.blackboard_mut().set_key("mode", Value::Number(2.0));
+    assert_eq!(r.tick(), Running);
+    r.ex.blackboard_mut().set_key("mode", Value::Text("other".into()));
+    assert_eq!(r.tick(), Running);
+    assert_eq!(r.robot.log, ["start explore", "halt explore", "start two", "halt two", "start default"]);
+}
+
+#[test]
+fn decorators() {
     for (tree, want) in [
-        ("root:\n  inverter:\n    child: {always_success: }\n", NodeStatus::Failure),
-        ("root:\n  force_success:\n    child: {always_failure: }\n", NodeStatus::Success),
-        ("root:\n  force_failure:\n    child: {always_success: }\n", NodeStatus::Failure),
-        ("root:\n  reactive_fallback:\n    - always_failure:\n    - always_success:\n", NodeStatus::Success),
-        ("root:\n  sequence:\n    - in_view: {entity: nobody}\n", NodeStatus::Failure),
+        ("root:\n  inverter:\n    child: {always_success: }\n", Failure),
+        ("root:\n  inverter:\n    child: {always_failure: }\n", Success),
+        ("root:\n  force_success:\n    child: {always_failure: }\n", Success),
+        ("root:\n  force_failure:\n    child: {always_success: }\n", Failure),
+        ("root:\n  keep_running_until_failure:\n    child: {always_success: }\n", Running),
+        ("root:\n  keep_running_until_failure:\n    child: {always_failure: }\n", Failure),
+        ("root:\n  retry:\n    num_attempts: 3\n    child: {always_failure: }\n", Failure),
+        ("root:\n  repeat:\n    num_cycles: 3\n    child: {always_success: }\n", Success),
+        ("root:\n  repeat:\n    num_cycles: 3\n    child: {always_failure: }\n", Failure),
+        ("root:\n  repeat:\n    num_cycles: -1\n    child: {always_success: }\n", Running),
+        ("root:\n  precondition:\n    if: 'false'\n    child: {always_success: }\n", Failure),
+        ("root:\n  precondition:\n    if: 'false'\n    else: SUCCESS\n    child: {always_failure: }\n", Success),
+        ("root:\n  precondition:\n    if: '1 < 2'\n    child: {always_failure: }\n", Failure),
     ] {
-        let mut ex = executor(tree);
-        let (s, _) = run(&mut ex, &mut ScriptRobot::default(), 5);
-        assert_eq!(s, want, "{tree}");
+        assert_eq!(Run::yaml(tree).tick(), want, "{tree}");
     }
 }
 
 #[test]
-fn external_halt_cancels_running_calls() {
-    let mut ex = executor("root:\n  sequence:\n    - work: {ticks: 100}\n");
-    let mut robot = ScriptRobot::default();
-    let mut sink = VecSink::default();
-    ex.tick(SimTime(0), 0.1, &mut robot, &WorkingMemory::default(), &mut sink);
-    ex.halt(SimTime(1), &mut robot, &mut sink);
-    assert_eq!(robot.log, ["start sequence/work[0]", "halt sequence/work[0]"]);
-    assert_eq!(ex.status(), NodeStatus::Idle);
+fn repeat_and_retry_count_calls() {
+    let mut r = Run::yaml("root:\n  repeat:\n    num_cycles: 3\n    child:\n      work: {label: w}\n");
+    assert_eq!(r.tick(), Success, "synchronous child: all cycles in one tick");
+    assert_eq!(r.robot.calls["w"], 3);
+    let mut r = Run::yaml(
+        "root:\n  retry:\n    num_attempts: 5\n    child:\n      work: {label: w, fail_times: 2, ticks: 1}\n",
+    );
+    assert_eq!(r.until_done(20), Success);
+    assert_eq!(r.robot.calls["w"], 3);
+}
+
+#[test]
+fn timeout_halts_the_child_in_the_same_tick() {
+    let mut r = Run::yaml("root:\n  timeout:\n    msec: 350\n    child:\n      work: {ticks: 100, label: slow}\n");
+    let s = r.ticks(5);
+    assert_eq!(s, [Running, Running, Running, Running, Failure]);
+    assert_eq!(r.robot.log, ["start slow", "halt slow"]);
+    assert_eq!(r.halts()[0].tick, 5, "halted in the tick the time ran out");
+    let mut r = Run::yaml("root:\n  timeout:\n    msec: 1000\n    child:\n      work: {ticks: 2}\n");
+    assert_eq!(r.ticks(3), [Running, Running, Success]);
+}
+
+#[test]
+fn delay_and_sleep_wait_in_sim_time() {
+    let mut r = Run::yaml("root:\n  delay:\n    delay_msec: 250\n    child:\n      work: {label: w}\n");
+    assert_eq!(r.ticks(4), [Running, Running, Running, Success]);
+    let mut r = Run::yaml("root:\n  sleep: {msec: 200}\n");
+    assert_eq!(r.ticks(3), [Running, Running, Success]);
+}
+
+#[test]
+fn run_once_then_skips() {
+    let mut r = Run::yaml(
+        "root:\n  sequence:\n    - run_once:\n        child:\n          work: {label: once}\n    - work: {label: every}\n",
+    );
+    assert_eq!(r.tick(), Success);
+    r.reset();
+    assert_eq!(r.tick(), Success);
+    assert_eq!(r.robot.log, ["start once", "start every", "start every"]);
+    let mut r = Run::yaml("root:\n  run_once:\n    then_skip: false\n    child: {always_failure: }\n");
+    assert_eq!(r.tick(), Failure);
+    r.reset();
+    assert_eq!(r.tick(), Failure, "then_skip=false repeats the first result");
+}
+
+#[test]
+fn scripts_and_blackboard() {
+    let mut r = Run::yaml(
+        "root:\n  sequence:\n    - script: {code: \"n := 1; msg := 'hi'\"}\n    - script: {code: 'n += 2'}\n    - set_blackboard: {value: '{msg}', output_key: copy}\n    - script_condition: {code: \"n == 3 && copy == 'hi'\"}\n    - unset_blackboard: {key: msg}\n",
+    );
+    assert_eq!(r.tick(), Success);
+    assert_eq!(r.ex.blackboard().get_key("n"), Some(&Value::Number(3.0)));
+    assert_eq!(r.ex.blackboard().get_key("msg"), None);
+    // A script error fails the node with a recorded error; nothing panics.
+    let mut r = Run::yaml("root:\n  script: {code: 'x = missing + 1'}\n");
+    assert_eq!(r.tick(), Failure);
+    assert!(r.errors()[0].contains("'missing' is not set"), "{:?}", r.errors());
+}
+
+#[test]
+fn skill_ports_read_the_blackboard_when_the_call_starts() {
+    let mut r = Run::yaml(
+        "root:\n  sequence:\n    - script: {code: \"who := 'alice'; n := 1\"}\n    - work: {label: '{who}', ticks: '{n}'}\n",
+    );
+    assert_eq!(r.ticks(2), [Running, Success]);
+    assert_eq!(r.robot.log, ["start alice"]);
+    let mut r = Run::yaml("root:\n  work: {label: '{nobody}'}\n");
+    assert_eq!(r.tick(), Failure);
+    assert!(r.errors()[0].contains("blackboard key 'nobody' is not set"), "{:?}", r.errors());
+}
+
+const SUBTREES: &str = r#"<root BTCPP_format="4" main_tree_to_execute="Main">
+  <BehaviorTree ID="Main">
+    <Sequence>
+      <Script code=" move_goal:='1;2;3'; shared:=5 " />
+      <SubTree ID="Move" target="{move_goal}" result="{move_result}" speed="fast"/>
+      <SubTree ID="Auto" _autoremap="true"/>
+      <ScriptCondition code="move_result == 'goal reached: 1;2;3 fast' &amp;&amp; shared == 6 &amp;&amp; private_done == 1"/>
+    </Sequence>
+  </BehaviorTree>
+  <BehaviorTree ID="Move">
+    <Sequence>
+      <Script code=" private_done := 1; result := 'goal reached: ' .. target .. ' ' .. speed " />
+    </Sequence>
+  </BehaviorTree>
+  <BehaviorTree ID="Auto">
+    <Script code=" shared += 1 " />
+  </BehaviorTree>
+</root>"#;
+
+#[test]
+fn subtrees_remap_ports_and_keep_their_own_keys() {
+    let mut r = Run::new(executor_xml(&SUBTREES.replace(" &amp;&amp; private_done == 1", "")), TestRobot::default());
+    assert_eq!(r.tick(), Success, "{:?}", r.errors());
+    assert_eq!(r.ex.blackboard().get_key("move_result"), Some(&Value::Text("goal reached: 1;2;3 fast".into())));
+    // `private_done` lives in the Move subtree's scope: the main tree does not see it.
+    let mut r = Run::new(executor_xml(SUBTREES), TestRobot::default());
+    assert_eq!(r.tick(), Failure);
+    assert!(r.errors().iter().any(|e| e.contains("'private_done' is not set")), "{:?}", r.errors());
+    assert!(r.paths().iter().any(|p| p == "sequence/subtree[1]/Move:sequence/script[0]"), "{:?}", r.paths());
+}
+
+#[test]
+fn pre_and_post_conditions() {
+    let mut r = Run::yaml(
+        "root:\n  sequence:\n    - script: {code: 'a := 1; b := 0'}\n    - work: {label: skipped, _skipIf: 'a == 1'}\n    - work: {label: ran, _onSuccess: 'b := 10', _post: 'c := b + 1'}\n    - always_failure: {_successIf: 'b == 10'}\n",
+    );
+    assert_eq!(r.tick(), Success);
+    assert_eq!(r.robot.log, ["start ran"]);
+    assert_eq!(r.ex.blackboard().get_key("c"), Some(&Value::Number(11.0)));
+    let mut r = Run::yaml("root:\n  always_success: {_failureIf: 'true'}\n");
+    assert_eq!(r.tick(), Failure);
+    let mut r = Run::yaml(
+        "root:\n  sequence:\n    - always_success: {_skipIf: 'true'}\n    - always_success: {_skipIf: 'true'}\n",
+    );
+    assert_eq!(r.tick(), Skipped, "all children skipped: the sequence is skipped");
+
+    // _while is checked every tick: when it turns false the running node is halted
+    // (its _onHalted runs) and reports SKIPPED.
+    let mut r = Run::yaml(
+        "root:\n  sequence:\n    - script: {code: 'go := true; halted := false'}\n    - work: {ticks: 100, label: w, _while: go, _onHalted: 'halted := true'}\n",
+    );
+    assert_eq!(r.ticks(2), [Running, Running]);
+    r.ex.blackboard_mut().set_key("go", Value::Bool(false));
+    assert_eq!(r.tick(), Success, "the skipped child lets the sequence finish");
+    assert_eq!(r.robot.log, ["start w", "halt w"]);
+    assert_eq!(r.ex.blackboard().get_key("halted"), Some(&Value::Bool(true)));
+}
+
+#[test]
+fn external_halt_is_deepest_first_and_cancels_every_call() {
+    let mut r = Run::yaml(
+        "root:\n  parallel:\n    - sequence:\n        - work: {ticks: 100, label: a}\n    - timeout:\n        msec: 100000\n        child:\n          work: {ticks: 100, label: b}\n",
+    );
+    assert_eq!(r.tick(), Running);
+    r.reset();
+    assert_eq!(r.robot.log, ["start a", "start b", "halt a", "halt b"]);
+    let order: Vec<&str> = r
+        .sink
+        .records()
+        .iter()
+        .filter_map(|rec| match &rec.event {
+            TickEvent::Transition { node, to: Idle, .. } => Some(node.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "parallel/sequence[0]/work[0]",
+            "parallel/sequence[0]",
+            "parallel/timeout[1]/work[0]",
+            "parallel/timeout[1]",
+            "parallel"
+        ]
+    );
+    assert!(r.ex.statuses().all(|s| s == Idle));
+}
+
+/// One tree with every node kind, ticked against BT.CPP's documented behaviour.
+#[test]
+fn a_tree_of_every_kind_ticks_as_documented() {
+    let text = r#"<root BTCPP_format="4">
+  <BehaviorTree ID="Main">
+    <Sequence name="main">
+      <Script code="mode := 'b'; count := 0"/>
+      <SequenceWithMemory>
+        <ForceSuccess><AlwaysFailure/></ForceSuccess>
+        <Inverter><ForceFailure><AlwaysSuccess/></ForceFailure></Inverter>
+      </SequenceWithMemory>
+      <Fallback>
+        <ReactiveFallback><AlwaysFailure/><ScriptCondition code="false"/></ReactiveFallback>
+        <ReactiveSequence><AlwaysSuccess/><work label="reactive" ticks="1"/></ReactiveSequence>
+      </Fallback>
+      <Parallel success_count="2">
+        <Repeat num_cycles="2"><Script code="count += 1"/></Repeat>
+        <RetryUntilSuccessful num_attempts="2"><work label="retry" fail_times="1"/></RetryUntilSuccessful>
+        <Timeout msec="10000"><Delay delay_msec="100"><AlwaysSuccess/></Delay></Timeout>
+      </Parallel>
+      <ParallelAll max_failures="1"><AlwaysSuccess/><KeepRunningUntilFailure><AlwaysFailure/></KeepRunningUntilFailure></ParallelAll>
+      <IfThenElse><ScriptCondition code="count == 2"/><AlwaysSuccess/><AlwaysFailure/></IfThenElse>
+      <WhileDoElse><ScriptCondition code="false"/><AlwaysFailure/><AlwaysSuccess/></WhileDoElse>
+      <Switch3 variable="{mode}" case_1="a" case_2="b" case_3="c">
+        <AlwaysFailure/><RunOnce><work label="switch"/></RunOnce><AlwaysFailure/><AlwaysFailure/>
+      </Switch3>
+      <Precondition if="count == 2"><Sleep msec="100"/></Precondition>
+      <SubTree ID="Sub" _autoremap="true"/>
+    </Sequence>
+  </BehaviorTree>
+  <BehaviorTree ID="Sub">
+    <Sequence><SetBlackboard value="done" output_key="result"/><AlwaysSuccess _skipIf="count != 2"/></Sequence>
+  </BehaviorTree>
+</root>"#;
+    let mut r = Run::new(executor_xml(text), TestRobot::default());
+    // Tick 1: the reactive work runs. Tick 2: it succeeds; in the Parallel the Repeat (two
+    // synchronous cycles) and the Retry (fails once, succeeds on the second attempt, both in
+    // this tick) reach success_count=2, so the still-delayed Timeout branch is halted; then
+    // ParallelAll sees one failure (= max_failures) and fails, so the main sequence fails.
+    let statuses = r.ticks(3);
+    assert_eq!(statuses, [Running, Failure, Failure], "{:?}", r.errors());
+    assert_eq!(r.status_of("sequence/parallel[3]/timeout[2]"), Idle, "halted by the parallel");
+    assert_eq!(r.robot.log, ["start reactive", "start retry", "start retry"]);
+    assert_eq!(r.ex.blackboard().get_key("count"), Some(&Value::Number(2.0)));
+
+    // Without the failing ParallelAll child the whole tree succeeds, using every kind.
+    let ok = text.replace("<KeepRunningUntilFailure><AlwaysFailure/></KeepRunningUntilFailure>", "<AlwaysSuccess/>");
+    let mut r = Run::new(executor_xml(&ok), TestRobot::default());
+    // Tick 3: the Precondition's Sleep (100 ms) completes and the autoremapped SubTree runs.
+    assert_eq!(r.ticks(3), [Running, Running, Success], "{:?}", r.errors());
+    assert_eq!(r.robot.log, ["start reactive", "start retry", "start retry", "start switch"]);
+    assert_eq!(r.ex.blackboard().get_key("result"), Some(&Value::Text("done".into())));
+    assert!(r.errors().is_empty());
 }
 
 #[test]
 fn same_inputs_same_records() {
-    let text = "root:\n  sequence:\n    - work: {ticks: 3}\n    - reactive_sequence:\n        - flag:\n        - work: {ticks: 2}\n";
-    let a = run(&mut executor(text), &mut ScriptRobot { flag: true, ..Default::default() }, 20).1;
-    let b = run(&mut executor(text), &mut ScriptRobot { flag: true, ..Default::default() }, 20).1;
-    assert_eq!(a.0, b.0);
-    assert!(a.0.len() > 6);
+    let text = "root:\n  sequence:\n    - work: {ticks: 3}\n    - reactive_sequence:\n        - flag: {key: f}\n        - work: {ticks: 2}\n";
+    let mut a = Run::new(executor(text), TestRobot::default().flag("f", true));
+    let mut b = Run::new(executor(text), TestRobot::default().flag("f", true));
+    a.until_done(20);
+    b.until_done(20);
+    assert_eq!(a.sink.records(), b.sink.records());
+    assert!(a.sink.records().len() > 6);
+}
+
+#[test]
+fn declared_nodes_validate_but_do_not_execute() {
+    let tree = crate::xml::parse(
+        "<root BTCPP_format=\"4\"><BehaviorTree><ComputePath goal=\"{g}\"/></BehaviorTree></root>",
+        "nav.xml",
+    )
+    .unwrap();
+    let err = tree.check("nav.xml", &library(), None, false).unwrap_err();
+    assert!(err.to_string().contains("unknown node type 'ComputePath'"), "{err}");
+    let checked = tree.check("nav.xml", &library(), None, true).unwrap();
+    assert_eq!(checked.warnings.len(), 1);
+    let err = Executor::new(&checked).unwrap_err();
+    assert!(err.to_string().contains("no implementation"), "{err}");
 }

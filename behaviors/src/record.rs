@@ -1,14 +1,25 @@
-//! What the engine reports while it ticks: status transitions and skill calls. The run
-//! recorder writes them as JSON lines (MCAP comes with the recording issue).
+//! What the engine reports while it ticks: status transitions, skill calls, errors. The engine
+//! reports node indices (no allocation per tick); sinks that write text resolve them to paths
+//! with the executor's node table.
 
-use crate::engine::NodeStatus;
-use crate::robot::CallId;
+use crate::engine::{NodeIdx, NodeInfo, NodeStatus};
+use crate::robot::{CallId, SkillStatus};
 use crate::value::Params;
 use arbor_perception::SimTime;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 
-/// One thing the engine did, stamped with the tick number and sim time.
+/// Receives the engine's events. Implementations must not block the tick.
+pub trait TickSink {
+    fn transition(&mut self, tick: u64, t: SimTime, node: NodeIdx, from: NodeStatus, to: NodeStatus);
+    fn skill_started(&mut self, _tick: u64, _t: SimTime, _call: CallId, _node: NodeIdx, _params: &Params) {}
+    fn skill_finished(&mut self, _tick: u64, _t: SimTime, _call: CallId, _node: NodeIdx, _status: &SkillStatus) {}
+    fn skill_halted(&mut self, _tick: u64, _t: SimTime, _call: CallId, _node: NodeIdx) {}
+    /// A runtime problem at a node (a script error, a missing blackboard key): the node fails.
+    fn error(&mut self, _tick: u64, _t: SimTime, _node: NodeIdx, _message: &str) {}
+}
+
+/// One engine event, stamped with the tick number and sim time, with node paths resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TickRecord {
     pub tick: u64,
@@ -28,20 +39,111 @@ pub enum TickEvent {
     SkillFinished { call: CallId, node: String, skill: String, success: bool, detail: String },
     /// A running skill call was cancelled because the tree stopped ticking it.
     SkillHalted { call: CallId, node: String, skill: String },
+    /// A runtime error at a node.
+    Error { node: String, message: String },
 }
 
-/// Receives the engine's events. Implementations must not block the tick.
-pub trait TickSink {
-    fn record(&mut self, tick: u64, t: SimTime, event: TickEvent);
+/// Turns engine callbacks into [`TickRecord`]s using the executor's node table.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    nodes: Vec<NodeInfo>,
 }
 
-/// Keeps events in memory (tests, replay comparison).
-#[derive(Debug, Default, Clone)]
-pub struct VecSink(pub Vec<TickRecord>);
+impl Resolver {
+    pub fn new(nodes: &[NodeInfo]) -> Self {
+        Self { nodes: nodes.to_vec() }
+    }
 
-impl TickSink for VecSink {
-    fn record(&mut self, tick: u64, t: SimTime, event: TickEvent) {
-        self.0.push(TickRecord { tick, t_us: t.micros(), event });
+    fn path(&self, n: NodeIdx) -> String {
+        self.nodes.get(n as usize).map(|i| i.path.clone()).unwrap_or_else(|| format!("#{n}"))
+    }
+
+    fn skill(&self, n: NodeIdx) -> String {
+        self.nodes.get(n as usize).map(|i| i.id.clone()).unwrap_or_default()
+    }
+
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+}
+
+/// Something that takes resolved records: a file, a vector, a channel.
+pub trait RecordOut {
+    fn put(&mut self, record: TickRecord);
+}
+
+/// A [`TickSink`] that resolves events and hands them to a [`RecordOut`].
+#[derive(Debug)]
+pub struct Recorder<O: RecordOut> {
+    resolver: Resolver,
+    pub out: O,
+}
+
+impl<O: RecordOut> Recorder<O> {
+    pub fn new(nodes: &[NodeInfo], out: O) -> Self {
+        Self { resolver: Resolver::new(nodes), out }
+    }
+
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+}
+
+impl<O: RecordOut> TickSink for Recorder<O> {
+    fn transition(&mut self, tick: u64, t: SimTime, node: NodeIdx, from: NodeStatus, to: NodeStatus) {
+        let event = TickEvent::Transition { node: self.resolver.path(node), from, to };
+        self.out.put(TickRecord { tick, t_us: t.micros(), event });
+    }
+    fn skill_started(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx, params: &Params) {
+        let event = TickEvent::SkillStarted {
+            call,
+            node: self.resolver.path(node),
+            skill: self.resolver.skill(node),
+            params: params.clone(),
+        };
+        self.out.put(TickRecord { tick, t_us: t.micros(), event });
+    }
+    fn skill_finished(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx, status: &SkillStatus) {
+        let (success, detail) = match status {
+            SkillStatus::Success(d) => (true, d.clone()),
+            SkillStatus::Failure(d) => (false, d.clone()),
+            SkillStatus::Running => (false, String::new()),
+        };
+        let event = TickEvent::SkillFinished {
+            call,
+            node: self.resolver.path(node),
+            skill: self.resolver.skill(node),
+            success,
+            detail,
+        };
+        self.out.put(TickRecord { tick, t_us: t.micros(), event });
+    }
+    fn skill_halted(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx) {
+        let event = TickEvent::SkillHalted { call, node: self.resolver.path(node), skill: self.resolver.skill(node) };
+        self.out.put(TickRecord { tick, t_us: t.micros(), event });
+    }
+    fn error(&mut self, tick: u64, t: SimTime, node: NodeIdx, message: &str) {
+        let event = TickEvent::Error { node: self.resolver.path(node), message: message.to_string() };
+        self.out.put(TickRecord { tick, t_us: t.micros(), event });
+    }
+}
+
+impl RecordOut for Vec<TickRecord> {
+    fn put(&mut self, record: TickRecord) {
+        self.push(record);
+    }
+}
+
+/// Keeps records in memory (tests, replay comparison).
+pub type VecSink = Recorder<Vec<TickRecord>>;
+
+impl VecSink {
+    pub fn collect(nodes: &[NodeInfo]) -> Self {
+        Recorder::new(nodes, Vec::new())
+    }
+
+    pub fn records(&self) -> &[TickRecord] {
+        &self.out
     }
 }
 
@@ -50,7 +152,7 @@ impl TickSink for VecSink {
 pub struct NullSink;
 
 impl TickSink for NullSink {
-    fn record(&mut self, _tick: u64, _t: SimTime, _event: TickEvent) {}
+    fn transition(&mut self, _tick: u64, _t: SimTime, _node: NodeIdx, _from: NodeStatus, _to: NodeStatus) {}
 }
 
 /// Writes one JSON object per line. A write error is kept (the first one) and reported by
@@ -100,8 +202,8 @@ impl<W: Write> JsonlSink<W> {
     }
 }
 
-impl<W: Write> TickSink for JsonlSink<W> {
-    fn record(&mut self, tick: u64, t: SimTime, event: TickEvent) {
-        self.write_line(&TickRecord { tick, t_us: t.micros(), event });
+impl<W: Write> RecordOut for JsonlSink<W> {
+    fn put(&mut self, record: TickRecord) {
+        self.write_line(&record);
     }
 }

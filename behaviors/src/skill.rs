@@ -31,6 +31,13 @@ pub enum ParamType {
     Enum {
         values: Vec<String>,
     },
+    /// Code in BT.CPP's scripting language.
+    Script,
+    /// A whole number in [min, max] (counts, milliseconds).
+    Int {
+        min: f64,
+        max: f64,
+    },
 }
 
 impl fmt::Display for ParamType {
@@ -43,6 +50,9 @@ impl fmt::Display for ParamType {
             ParamType::Place => f.write_str("place name"),
             ParamType::Target => f.write_str("place or entity name"),
             ParamType::Enum { values } => write!(f, "one of {}", values.join("|")),
+            ParamType::Script => f.write_str("script"),
+            ParamType::Int { min, max } if *max >= 1e15 => write!(f, "whole number >= {min}"),
+            ParamType::Int { min, max } => write!(f, "whole number in [{min}, {max}]"),
         }
     }
 }
@@ -209,6 +219,26 @@ impl SkillRegistry {
     }
 }
 
+/// Reads a literal written as text (an XML attribute, a YAML scalar) as a value of type `ty`.
+pub fn parse_text(ty: &ParamType, text: &str) -> Value {
+    match ty {
+        ParamType::Number { .. } | ParamType::Int { .. } => {
+            text.trim().parse::<f64>().map(Value::Number).unwrap_or_else(|_| Value::Text(text.into()))
+        }
+        ParamType::Bool => match text.trim() {
+            "true" | "True" | "TRUE" | "1" => Value::Bool(true),
+            "false" | "False" | "FALSE" | "0" => Value::Bool(false),
+            _ => Value::Text(text.into()),
+        },
+        _ => Value::Text(text.into()),
+    }
+}
+
+/// Checks one literal value against a parameter declaration (type, range, known names).
+pub fn check_param_value(p: &ParamSpec, v: &Value, vocab: Option<&Vocabulary>) -> Result<(), ParamError> {
+    check_value(p, v, vocab)
+}
+
 fn check_value(p: &ParamSpec, v: &Value, vocab: Option<&Vocabulary>) -> Result<(), ParamError> {
     let wrong = || ParamError::WrongType { param: p.name.clone(), ty: p.ty.to_string(), got: v.to_string() };
     let unknown = |what: &'static str, name: &str, known: Vec<&String>| ParamError::UnknownName {
@@ -219,7 +249,11 @@ fn check_value(p: &ParamSpec, v: &Value, vocab: Option<&Vocabulary>) -> Result<(
     };
     match (&p.ty, v) {
         (ParamType::Text { max_len }, Value::Text(s)) if s.chars().count() <= *max_len => Ok(()),
+        (ParamType::Script, Value::Text(s)) => crate::script::Script::parse(s)
+            .map(|_| ())
+            .map_err(|e| ParamError::WrongType { param: p.name.clone(), ty: "script".into(), got: e.to_string() }),
         (ParamType::Number { min, max }, Value::Number(n)) if n.is_finite() && *n >= *min && *n <= *max => Ok(()),
+        (ParamType::Int { min, max }, Value::Number(n)) if n.fract() == 0.0 && *n >= *min && *n <= *max => Ok(()),
         (ParamType::Bool, Value::Bool(_)) => Ok(()),
         (ParamType::Enum { values }, Value::Text(s)) if values.iter().any(|x| x == s) => Ok(()),
         (ParamType::Entity, Value::Text(s)) => match vocab {

@@ -56,3 +56,19 @@ impl fmt::Display for Value {
 
 /// Named parameters, ordered by name so serialised forms are deterministic.
 pub type Params = BTreeMap<String, Value>;
+
+/// Formats a number the way a person writes it: `3`, `0.5`, `-1.25` (no trailing `.0`).
+pub fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { format!("{n}") }
+}
+
+impl Value {
+    /// The text form used in tree files (XML attributes, blackboard dumps).
+    pub fn to_text(&self) -> String {
+        match self {
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => format_number(*n),
+            Value::Text(s) => s.clone(),
+        }
+    }
+}

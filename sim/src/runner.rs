@@ -4,7 +4,7 @@
 //! | file | what |
 //! |---|---|
 //! | `scenario.yaml` | the scenario as given |
-//! | `tree.yaml` | the tree as checked (defaults filled in) |
+//! | `tree.yaml` | the tree as run (arbor YAML) |
 //! | `ticks.jsonl` | every status transition and skill call/result, stamped with tick and sim time |
 //! | `observations.jsonl` | each perception frame's observations |
 //! | `events.jsonl` | episodic events (also in `memory.sqlite`) |
@@ -18,8 +18,9 @@
 use crate::scenario::Scenario;
 use crate::world::{CriterionResult, Photo, World};
 use arbor_behaviors::dataset::{self, DatasetLine, LineMetadata};
-use arbor_behaviors::record::{JsonlSink, TickEvent, TickSink};
-use arbor_behaviors::{Executor, NodeStatus, Tree, TreeError, yaml};
+use arbor_behaviors::record::{JsonlSink, Recorder, TickSink};
+use arbor_behaviors::robot::SkillStatus;
+use arbor_behaviors::{BuildError, CallId, Executor, NodeIdx, NodeLibrary, NodeStatus, Params, Tree, TreeError, yaml};
 use arbor_memory::{EpisodicStore, Event, EventKind, MemoryError, WorkingMemory};
 use arbor_perception::{PerceptionSource, SimTime};
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,8 @@ use std::path::{Path, PathBuf};
 pub enum RunError {
     #[error(transparent)]
     Tree(#[from] TreeError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
     #[error(transparent)]
     Memory(#[from] MemoryError),
     #[error("{path}: {source}")]
@@ -100,29 +103,42 @@ pub struct RunSummary {
 
 /// Forwards tick events to the JSONL file and keeps skill calls for memory and counts.
 struct RunSink {
-    jsonl: JsonlSink<BufWriter<File>>,
+    rec: Recorder<JsonlSink<BufWriter<File>>>,
     calls: BTreeMap<String, u64>,
     memory_events: Vec<Event>,
 }
 
+impl RunSink {
+    fn skill(&self, node: NodeIdx) -> String {
+        self.rec.resolver().nodes().get(node as usize).map(|n| n.id.clone()).unwrap_or_default()
+    }
+}
+
 impl TickSink for RunSink {
-    fn record(&mut self, tick: u64, t: SimTime, event: TickEvent) {
-        match &event {
-            TickEvent::SkillStarted { skill, .. } => {
-                *self.calls.entry(skill.clone()).or_default() += 1;
-                self.memory_events.push(Event::new(t, EventKind::SkillStarted, skill.clone()));
-            }
-            TickEvent::SkillFinished { skill, success, detail, .. } => {
-                let verdict = if *success { "succeeded" } else { "failed" };
-                self.memory_events.push(Event::new(
-                    t,
-                    EventKind::SkillFinished,
-                    format!("{skill} {verdict}: {detail}"),
-                ));
-            }
-            _ => {}
-        }
-        self.jsonl.record(tick, t, event);
+    fn transition(&mut self, tick: u64, t: SimTime, node: NodeIdx, from: NodeStatus, to: NodeStatus) {
+        self.rec.transition(tick, t, node, from, to);
+    }
+    fn skill_started(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx, params: &Params) {
+        let skill = self.skill(node);
+        *self.calls.entry(skill.clone()).or_default() += 1;
+        self.memory_events.push(Event::new(t, EventKind::SkillStarted, skill));
+        self.rec.skill_started(tick, t, call, node, params);
+    }
+    fn skill_finished(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx, status: &SkillStatus) {
+        let (verdict, detail) = match status {
+            SkillStatus::Success(d) => ("succeeded", d.as_str()),
+            SkillStatus::Failure(d) => ("failed", d.as_str()),
+            SkillStatus::Running => ("running", ""),
+        };
+        let text = format!("{} {verdict}: {detail}", self.skill(node));
+        self.memory_events.push(Event::new(t, EventKind::SkillFinished, text));
+        self.rec.skill_finished(tick, t, call, node, status);
+    }
+    fn skill_halted(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx) {
+        self.rec.skill_halted(tick, t, call, node);
+    }
+    fn error(&mut self, tick: u64, t: SimTime, node: NodeIdx, message: &str) {
+        self.rec.error(tick, t, node, message);
     }
 }
 
@@ -139,7 +155,9 @@ fn finish_jsonl(sink: JsonlSink<BufWriter<File>>, path: &Path) -> Result<(), Run
 pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
     let registry = crate::registry();
     let scenario = &cfg.scenario;
-    let checked = cfg.tree.check(&cfg.tree_source, &registry, Some(&scenario.vocabulary()))?;
+    let library = NodeLibrary::with_skills(&registry);
+    let checked = cfg.tree.check(&cfg.tree_source, &library, Some(&scenario.vocabulary()), false)?;
+    let mut executor = Executor::with_source(&checked, &cfg.tree_source)?;
     let out = &cfg.out_dir;
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let write = |name: &str, bytes: &[u8]| -> Result<(), RunError> {
@@ -164,14 +182,16 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
     let ticks_path = out.join("ticks.jsonl");
     let obs_path = out.join("observations.jsonl");
     let events_path = out.join("events.jsonl");
-    let mut sink =
-        RunSink { jsonl: JsonlSink::new(create(&ticks_path)?), calls: BTreeMap::new(), memory_events: Vec::new() };
+    let mut sink = RunSink {
+        rec: Recorder::new(executor.nodes(), JsonlSink::new(create(&ticks_path)?)),
+        calls: BTreeMap::new(),
+        memory_events: Vec::new(),
+    };
     let mut obs_out = JsonlSink::new(create(&obs_path)?);
     let mut events_out = JsonlSink::new(create(&events_path)?);
 
     let mut world = World::new(scenario, cfg.seed);
     let mut memory = WorkingMemory::default();
-    let mut executor = Executor::new(&checked, &registry);
     let goal = cfg.tree.goal.clone().unwrap_or_else(|| scenario.goal.clone());
     memory.set_goal(goal.clone());
 
@@ -209,7 +229,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
             }
         }
         // Decide and act.
-        status = executor.tick(now, dt, &mut world, &memory, &mut sink);
+        status = executor.tick(now, &mut world, &memory, &mut sink);
         // Record what the skills and the world reported.
         let mut evs = std::mem::take(&mut sink.memory_events);
         evs.extend(world.drain_events());
@@ -223,7 +243,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
     }
     let timed_out = !status.is_done();
     if timed_out {
-        executor.halt(world.now(), &mut world, &mut sink);
+        executor.halt(world.now(), &mut world, &memory, &mut sink);
     }
     let criteria = world.evaluate();
     let all_passed = criteria.iter().all(|c| c.passed);
@@ -258,7 +278,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
         photos: world.photos().to_vec(),
         events: n_events,
     };
-    finish_jsonl(sink.jsonl, &ticks_path)?;
+    finish_jsonl(sink.rec.out, &ticks_path)?;
     finish_jsonl(obs_out, &obs_path)?;
     finish_jsonl(events_out, &events_path)?;
     let mut outcome_json = serde_json::to_string_pretty(&summary)

@@ -41,7 +41,7 @@ fn bad_trees_name_the_file_and_the_line_or_node() {
             tree_text().replace("- scan:", "- teleport: {to: kitchen}"),
             &[
                 "unknown.yaml: at node 'sequence/force_success[0]/sequence[0]/fallback[1]/teleport[1]'",
-                "unknown node or skill 'teleport'",
+                "unknown node type 'teleport'",
             ],
         ),
         (
@@ -49,7 +49,7 @@ fn bad_trees_name_the_file_and_the_line_or_node() {
             tree_text().replacen("- look_at: {entity: dave}", "- look_at: {}", 1),
             &[
                 "missing.yaml: at node 'sequence/force_success[0]/sequence[0]/look_at[3]'",
-                "missing required parameter 'entity'",
+                "missing required port 'entity' (entity name) of 'look_at'",
             ],
         ),
         (
@@ -113,7 +113,11 @@ fn validate_reports_each_file() {
     let o = arbor(&["tree", "validate", TREE, &bad]);
     assert_eq!(o.status.code(), Some(1));
     assert!(crate::stdout(&o).contains("ok    sim/trees/photographer.yaml"));
-    assert!(stderr(&o).contains("bad.yaml: at node 'sequence': 'sequence' needs at least one child"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.yaml: at node 'sequence': 'Sequence' takes at least 1 child, got 0"),
+        "{}",
+        stderr(&o)
+    );
     let skills = arbor(&["skills"]);
     assert!(crate::stdout(&skills).contains("navigate_to (action)"));
 }

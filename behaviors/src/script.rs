@@ -191,7 +191,11 @@ struct Parser<'a> {
     src: &'a str,
     toks: Vec<(Tok, usize)>,
     pos: usize,
+    depth: usize,
 }
+
+/// Deepest nesting of parentheses/unary operators a script may have.
+const MAX_DEPTH: usize = 64;
 
 impl Parser<'_> {
     fn err(&self, message: String) -> ScriptError {
@@ -282,6 +286,16 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self) -> Result<Expr, ScriptError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err(format!("expression nested more than {MAX_DEPTH} deep")));
+        }
+        let r = self.unary_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn unary_inner(&mut self) -> Result<Expr, ScriptError> {
         for (op, uop) in [("-", UnOp::Neg), ("!", UnOp::Not), ("~", UnOp::BitNot)] {
             if self.eat(op) {
                 return Ok(Expr::Unary(uop, Box::new(self.unary()?)));
@@ -320,7 +334,7 @@ impl Script {
     /// Parses a script. Variables are unbound (slot 0) until [`Script::bind`].
     pub fn parse(src: &str) -> Result<Script, ScriptError> {
         let toks = lex(src)?;
-        let mut p = Parser { src, toks, pos: 0 };
+        let mut p = Parser { src, toks, pos: 0, depth: 0 };
         let mut stmts = Vec::new();
         while p.pos < p.toks.len() {
             if p.eat(";") {
@@ -632,5 +646,8 @@ mod tests {
         assert!(Script::parse("a := 1 b := 2").unwrap_err().message.contains("expected ';'"));
         assert!(Script::parse("  ").unwrap_err().message.contains("empty"));
         assert!(Script::parse("a $ b").unwrap_err().message.contains("unexpected character '$'"));
+        let deep = format!("{}1{}", "(".repeat(100), ")".repeat(100));
+        assert!(Script::parse(&deep).unwrap_err().message.contains("nested more than"));
+        assert!(Script::parse(&"-".repeat(1000)).is_err());
     }
 }

@@ -137,9 +137,9 @@ pub enum ParamError {
     Unknown { skill: String, param: String, expected: String },
     #[error("missing required parameter '{param}' ({ty})")]
     Missing { param: String, ty: String },
-    #[error("parameter '{param}' must be {ty}, got {got}")]
+    #[error("port '{param}' must be {ty}, got {got}")]
     WrongType { param: String, ty: String, got: String },
-    #[error("parameter '{param}': unknown {what} '{name}' (known: {known})")]
+    #[error("port '{param}': unknown {what} '{name}' (known: {known})")]
     UnknownName { param: String, what: &'static str, name: String, known: String },
 }
 

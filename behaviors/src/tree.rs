@@ -71,6 +71,9 @@ pub struct TreeDef {
     /// The `BehaviorTree ID`; may be absent in a single-tree file.
     pub id: Option<String>,
     pub root: Node,
+    /// The file this tree came from when it is not the document's own (an `<include>`), so
+    /// that errors name the right file and line.
+    pub file: Option<String>,
 }
 
 /// A node type declared by the document itself (BT.CPP's `TreeNodesModel`).
@@ -98,7 +101,13 @@ pub struct Tree {
 impl Tree {
     /// A document holding a single anonymous tree.
     pub fn single(name: &str, goal: Option<String>, root: Node) -> Self {
-        Self { name: name.into(), goal, main_tree: None, trees: vec![TreeDef { id: None, root }], models: Vec::new() }
+        Self {
+            name: name.into(),
+            goal,
+            main_tree: None,
+            trees: vec![TreeDef { id: None, root, file: None }],
+            models: Vec::new(),
+        }
     }
 
     /// The tree to execute: `main_tree` if given, else the first.
@@ -180,6 +189,7 @@ impl Tree {
         })?;
         let mut cx = CheckCx { source, lib: &lib, vocab, lenient, ids: &ids, warnings: Vec::new() };
         for t in &self.trees {
+            cx.source = t.file.as_deref().unwrap_or(source);
             let tree_name = t.id.clone().unwrap_or_default();
             let path = lib.yaml_name(&t.root.id).to_string();
             cx.node(&t.root, &tree_name, &path)?;

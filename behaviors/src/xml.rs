@@ -43,7 +43,10 @@ fn load_inner(path: &Path, stack: &mut Vec<PathBuf>) -> Result<Tree, TreeError> 
                 message: format!("included file '{inc}' not found (looked for {})", p.display()),
             });
         }
-        let sub = load_inner(&p, stack)?;
+        let mut sub = load_inner(&p, stack)?;
+        for t in &mut sub.trees {
+            t.file.get_or_insert_with(|| p.display().to_string());
+        }
         tree.trees.extend(sub.trees);
         tree.models.extend(sub.models);
     }
@@ -181,7 +184,7 @@ fn parse_doc(text: &str, source: &str) -> Result<(Tree, Includes), TreeError> {
                         format!("<BehaviorTree> must have exactly one root node, found {}", kids.len()),
                     ));
                 };
-                tree.trees.push(TreeDef { id, root: element_to_node(*top, v3, &line_of)? });
+                tree.trees.push(TreeDef { id, root: element_to_node(*top, v3, &line_of, 0, source)?, file: None });
             }
             "TreeNodesModel" => {
                 for m in el.children().filter(|n| n.is_element()) {
@@ -228,8 +231,26 @@ fn parse_doc(text: &str, source: &str) -> Result<(Tree, Includes), TreeError> {
     Ok((tree, includes))
 }
 
-fn element_to_node(el: roxmltree::Node, v3: bool, line_of: &dyn Fn(roxmltree::Node) -> u32) -> Result<Node, TreeError> {
+/// Deepest nesting of nodes a tree may have.
+pub const MAX_DEPTH: usize = 200;
+
+fn element_to_node(
+    el: roxmltree::Node,
+    v3: bool,
+    line_of: &dyn Fn(roxmltree::Node) -> u32,
+    depth: usize,
+    source: &str,
+) -> Result<Node, TreeError> {
     let tag = el.tag_name().name();
+    if depth > MAX_DEPTH {
+        return Err(TreeError::Invalid {
+            source_name: source.into(),
+            tree: String::new(),
+            node: tag.into(),
+            line: Some(line_of(el)),
+            message: format!("tree nested more than {MAX_DEPTH} levels deep"),
+        });
+    }
     let generic_form = matches!(tag, "Action" | "Condition" | "Control" | "Decorator") && el.attribute("ID").is_some();
     let mut id = if generic_form { el.attribute("ID").unwrap_or(tag).to_string() } else { tag.to_string() };
     // v3 names (and a typo BT.CPP v3 shipped) become v4 names.
@@ -257,7 +278,7 @@ fn element_to_node(el: roxmltree::Node, v3: bool, line_of: &dyn Fn(roxmltree::No
         }
     }
     for c in el.children().filter(|n| n.is_element()) {
-        node.children.push(element_to_node(c, v3, line_of)?);
+        node.children.push(element_to_node(c, v3, line_of, depth + 1, source)?);
     }
     Ok(node)
 }

@@ -78,7 +78,7 @@ pub fn parse(text: &str, source: &str) -> Result<Tree, TreeError> {
         (Some(_), Some(_)) => {
             return Err(file_err("give either 'root' (one tree) or 'trees' (several), not both".into()));
         }
-        (Some(root), None) => vec![TreeDef { id: None, root: parse_node(root, None, "", source)? }],
+        (Some(root), None) => vec![TreeDef { id: None, root: parse_node(root, None, "", source)?, file: None }],
         (None, Some(Y::Sequence(list))) => {
             let mut out = Vec::new();
             for (i, t) in list.iter().enumerate() {
@@ -94,7 +94,11 @@ pub fn parse(text: &str, source: &str) -> Result<Tree, TreeError> {
                     return Err(file_err(format!("trees[{i}]: unknown key {} (expected id, root)", show(k))));
                 }
                 let root = m.get("root").ok_or_else(|| file_err(format!("trees[{i}] has no 'root'")))?;
-                out.push(TreeDef { root: parse_node(root, None, id.as_deref().unwrap_or(""), source)?, id });
+                out.push(TreeDef {
+                    root: parse_node(root, None, id.as_deref().unwrap_or(""), source)?,
+                    id,
+                    file: None,
+                });
             }
             out
         }

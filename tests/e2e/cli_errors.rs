@@ -55,7 +55,7 @@ fn bad_trees_name_the_file_and_the_line_or_node() {
         (
             "type.yaml",
             tree_text().replacen("- wait: {seconds: 0.5}", "- wait: {seconds: soon}", 1),
-            &["type.yaml: at node", "wait[0]", "parameter 'seconds' must be number in [0, 600], got \"soon\""],
+            &["type.yaml: at node", "wait[0]", "port 'seconds' must be number in [0, 600], got \"soon\""],
         ),
         (
             "place.yaml",

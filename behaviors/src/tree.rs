@@ -286,6 +286,13 @@ struct CheckCx<'a> {
     warnings: Vec<String>,
 }
 
+/// Names that BT.CPP XML can carry as element and attribute names (node types, ports).
+pub fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 /// Whether a port value is a blackboard reference `{key}`; returns the key.
 pub fn blackboard_ref(value: &str) -> Option<&str> {
     let v = value.trim();

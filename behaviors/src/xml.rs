@@ -253,6 +253,15 @@ fn element_to_node(
     }
     let generic_form = matches!(tag, "Action" | "Condition" | "Control" | "Decorator") && el.attribute("ID").is_some();
     let mut id = if generic_form { el.attribute("ID").unwrap_or(tag).to_string() } else { tag.to_string() };
+    if !crate::tree::is_name(&id) {
+        return Err(TreeError::Invalid {
+            source_name: source.into(),
+            tree: String::new(),
+            node: tag.into(),
+            line: Some(line_of(el)),
+            message: format!("'{id}' is not a valid node type (letters, digits, '_', '-', '.')"),
+        });
+    }
     // v3 names (and a typo BT.CPP v3 shipped) become v4 names.
     match id.as_str() {
         "SubTreePlus" => id = "SubTree".into(),

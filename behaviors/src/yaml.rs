@@ -25,7 +25,7 @@
 //! `main_tree:`; node declarations (BT.CPP's TreeNodesModel) under `models:`.
 
 use crate::library::{Category, Children, NodeLibrary, PortDir};
-use crate::tree::{Node, NodeModel, Tree, TreeDef, TreeError};
+use crate::tree::{Node, NodeModel, Tree, TreeDef, TreeError, is_name};
 use serde_yaml::{Mapping, Value as Y};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -177,6 +177,12 @@ fn parse_node(y: &Y, parent: Option<(&str, usize)>, tree: &str, source: &str) ->
         return Err(invalid(path_of("?"), "node has no type key".into()));
     };
     let path = path_of(ty_name);
+    if !is_name(ty_name) {
+        return Err(invalid(
+            path,
+            format!("'{ty_name}' is not a valid node type (letters, digits, '_', '-', '.'; not starting with a digit)"),
+        ));
+    }
     let id = lib.resolve_alias(ty_name).to_string();
     let mut node = Node { id, name, attrs: Vec::new(), children: Vec::new(), line: None };
     let rule = lib.get(&node.id).map(|s| s.children);
@@ -195,8 +201,11 @@ fn parse_node(y: &Y, parent: Option<(&str, usize)>, tree: &str, source: &str) ->
         }
         Y::Mapping(m) => {
             for (k, v) in m {
-                let Some(k) = k.as_str() else {
-                    return Err(invalid(path.clone(), format!("port names are text, got {}", show(k))));
+                let Some(k) = k.as_str().filter(|k| is_name(k)) else {
+                    return Err(invalid(
+                        path.clone(),
+                        format!("{} is not a valid port name (letters, digits, '_', '-', '.')", show(k)),
+                    ));
                 };
                 match (k, v) {
                     ("children", Y::Sequence(list)) if !leaf_rule => node.children = children_of(list)?,
@@ -238,7 +247,10 @@ fn parse_models(v: &Y) -> Result<Vec<NodeModel>, String> {
                 ));
             }
         };
-        let id = get("id").ok_or_else(|| format!("[{i}] needs an 'id'"))?.to_string();
+        let id = get("id")
+            .filter(|id| is_name(id))
+            .ok_or_else(|| format!("[{i}] needs an 'id' that is a valid name"))?
+            .to_string();
         let mut ports = Vec::new();
         if let Some(Y::Sequence(ps)) = m.get("ports") {
             for p in ps {

@@ -228,6 +228,8 @@ impl fmt::Debug for Executor {
 struct Cx<'a> {
     now: SimTime,
     tick: u64,
+    /// The sink wants events (asked once per tick).
+    trace: bool,
     robot: &'a mut dyn Robot,
     memory: &'a WorkingMemory,
     sink: &'a mut dyn TickSink,
@@ -586,7 +588,7 @@ impl Executor {
             return self.last_status;
         }
         self.s.stats.ticks += 1;
-        let cx = Cx { now, tick: self.s.stats.ticks, robot, memory, sink };
+        let cx = Cx { now, tick: self.s.stats.ticks, trace: sink.enabled(), robot, memory, sink };
         let s = Ticker { t: &self.t, s: &mut self.s, cx }.exec(0);
         self.last_status = s;
         s
@@ -594,7 +596,7 @@ impl Executor {
 
     /// Halts everything running (the tree is stopped from outside: SIGINT, a new goal).
     pub fn halt(&mut self, now: SimTime, robot: &mut dyn Robot, memory: &WorkingMemory, sink: &mut dyn TickSink) {
-        let cx = Cx { now, tick: self.s.stats.ticks, robot, memory, sink };
+        let cx = Cx { now, tick: self.s.stats.ticks, trace: sink.enabled(), robot, memory, sink };
         Ticker { t: &self.t, s: &mut self.s, cx }.halt_child(0);
         self.last_status = NodeStatus::Idle;
     }
@@ -620,7 +622,9 @@ impl Ticker<'_, '_> {
     fn set_status(&mut self, i: usize, s: NodeStatus) {
         let n = &mut self.s.nodes[i];
         if n.status != s {
-            self.cx.sink.transition(self.cx.tick, self.cx.now, i as NodeIdx, n.status, s);
+            if self.cx.trace {
+                self.cx.sink.transition(self.cx.tick, self.cx.now, i as NodeIdx, n.status, s);
+            }
             n.status = s;
         }
     }
@@ -727,7 +731,9 @@ impl Ticker<'_, '_> {
             let leaf = &self.t.skills[s as usize];
             let params = self.s.call_params[s as usize].as_ref().unwrap_or(&leaf.params);
             self.cx.robot.halt(&SkillCall { id, node: &self.t.info[i].path, skill: &leaf.name, params });
-            self.cx.sink.skill_halted(self.cx.tick, self.cx.now, id, i as NodeIdx);
+            if self.cx.trace {
+                self.cx.sink.skill_halted(self.cx.tick, self.cx.now, id, i as NodeIdx);
+            }
             self.s.call_params[s as usize] = None;
             self.s.stats.halts += 1;
         }
@@ -1285,7 +1291,9 @@ impl Ticker<'_, '_> {
                 let params = self.s.call_params[s].as_ref().unwrap_or(&leaf.params);
                 let call = SkillCall { id, node: &self.t.info[i].path, skill: &leaf.name, params };
                 let st = if fresh {
-                    self.cx.sink.skill_started(self.cx.tick, self.cx.now, id, i as NodeIdx, params);
+                    if self.cx.trace {
+                        self.cx.sink.skill_started(self.cx.tick, self.cx.now, id, i as NodeIdx, params);
+                    }
                     self.cx.robot.start(&call, self.cx.memory)
                 } else {
                     self.cx.robot.poll(&call, self.cx.memory)
@@ -1293,7 +1301,9 @@ impl Ticker<'_, '_> {
                 match st {
                     SkillStatus::Running => Running,
                     done => {
-                        self.cx.sink.skill_finished(self.cx.tick, self.cx.now, id, i as NodeIdx, &done);
+                        if self.cx.trace {
+                            self.cx.sink.skill_finished(self.cx.tick, self.cx.now, id, i as NodeIdx, &done);
+                        }
                         self.s.nodes[i].call = None;
                         self.s.call_params[s] = None;
                         if matches!(done, SkillStatus::Success(_)) { Success } else { Failure }

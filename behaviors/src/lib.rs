@@ -10,6 +10,7 @@
 //!   executor: BT.CPP v4 semantics, async skills, halting);
 //! - records: [`record`] (tick transitions, skill calls) and [`dataset`] (fine-tuning lines).
 
+pub mod bench_trees;
 pub mod blackboard;
 pub mod conditions;
 pub mod dataset;
@@ -31,6 +32,9 @@ pub use robot::{CallId, Robot, SkillCall, SkillStatus};
 pub use skill::{ParamSpec, ParamType, SkillKind, SkillRegistry, SkillSpec, Vocabulary};
 pub use tree::{CheckedTree, Node, Tree, TreeError};
 pub use value::{Params, Value};
+
+/// Working memory as skills and conditions see it.
+pub use arbor_memory::WorkingMemory as WorkingMemoryRef;
 
 use std::path::Path;
 

@@ -11,6 +11,11 @@ use std::io::Write;
 
 /// Receives the engine's events. Implementations must not block the tick.
 pub trait TickSink {
+    /// Whether this sink wants transitions and skill events at all (asked once per tick).
+    /// A sink that answers `false` costs the engine nothing; errors are always reported.
+    fn enabled(&self) -> bool {
+        true
+    }
     fn transition(&mut self, tick: u64, t: SimTime, node: NodeIdx, from: NodeStatus, to: NodeStatus);
     fn skill_started(&mut self, _tick: u64, _t: SimTime, _call: CallId, _node: NodeIdx, _params: &Params) {}
     fn skill_finished(&mut self, _tick: u64, _t: SimTime, _call: CallId, _node: NodeIdx, _status: &SkillStatus) {}
@@ -152,6 +157,9 @@ impl VecSink {
 pub struct NullSink;
 
 impl TickSink for NullSink {
+    fn enabled(&self) -> bool {
+        false
+    }
     fn transition(&mut self, _tick: u64, _t: SimTime, _node: NodeIdx, _from: NodeStatus, _to: NodeStatus) {}
 }
 

@@ -71,66 +71,80 @@ pub fn parse(text: &str, source: &str) -> Result<Tree, TreeError> {
 
 /// Makes text that tinyxml2 accepts acceptable to a strict XML parser without moving any
 /// line: escapes `&` that does not start an entity, and `<`/`>` inside attribute values.
+/// Works on bytes (every character it looks at is ASCII) and copies untouched runs whole.
 pub fn sanitize(text: &str) -> String {
     let b = text.as_bytes();
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut i = 0;
+    let n = b.len();
+    let mut out: Vec<u8> = Vec::with_capacity(n + 16);
+    let (mut i, mut run) = (0, 0);
     let mut in_tag = false;
-    let mut quote: Option<char> = None;
-    let starts = |i: usize, s: &str| text[i..].starts_with(s);
-    while i < b.len() {
-        // Comments, CDATA and processing instructions pass through untouched.
-        if !in_tag && quote.is_none() {
-            for (open, close) in [("<!--", "-->"), ("<![CDATA[", "]]>"), ("<?", "?>")] {
-                if starts(i, open) {
-                    let end = text[i..].find(close).map(|e| i + e + close.len()).unwrap_or(b.len());
-                    out.push_str(&text[i..end]);
-                    i = end;
-                    break;
+    let mut quote: Option<u8> = None;
+    let emit = |out: &mut Vec<u8>, run: &mut usize, at: usize, replacement: &[u8], skip: usize| {
+        out.extend_from_slice(&b[*run..at]);
+        out.extend_from_slice(replacement);
+        *run = at + skip;
+    };
+    while i < n {
+        match (b[i], quote) {
+            (b'<', None) if !in_tag => {
+                // Comments, CDATA and processing instructions pass through untouched.
+                let special = [(&b"<!--"[..], &b"-->"[..]), (b"<![CDATA[", b"]]>"), (b"<?", b"?>")]
+                    .into_iter()
+                    .find(|(open, _)| b[i..].starts_with(open));
+                match special {
+                    Some((open, close)) => {
+                        let from = i + open.len();
+                        i = b[from..]
+                            .windows(close.len())
+                            .position(|w| w == close)
+                            .map_or(n, |p| from + p + close.len());
+                        continue;
+                    }
+                    None => in_tag = true,
                 }
             }
-            if i >= b.len() {
-                break;
-            }
-        }
-        let Some(c) = text[i..].chars().next() else { break };
-        let len = c.len_utf8();
-        match (c, quote) {
-            ('&', _) => {
-                let rest = &text[i + 1..];
-                let entity = rest.find(';').is_some_and(|e| {
+            (b'>', None) => in_tag = false,
+            (b'"' | b'\'', None) if in_tag => quote = Some(b[i]),
+            (c, Some(q)) if c == q => quote = None,
+            (b'<', Some(_)) => emit(&mut out, &mut run, i, b"&lt;", 1),
+            (b'>', Some(_)) => emit(&mut out, &mut run, i, b"&gt;", 1),
+            (b'&', _) => {
+                let rest = &b[i + 1..n.min(i + 12)];
+                let entity = rest.iter().position(|c| *c == b';').is_some_and(|e| {
                     let name = &rest[..e];
                     e > 0
-                        && e <= 10
-                        && (["amp", "lt", "gt", "quot", "apos"].contains(&name)
-                            || (name.starts_with('#')
-                                && name[1..].chars().all(|ch| ch.is_ascii_hexdigit() || ch == 'x')))
+                        && ([&b"amp"[..], b"lt", b"gt", b"quot", b"apos"].contains(&name)
+                            || (name[0] == b'#'
+                                && name.len() > 1
+                                && name[1..].iter().all(|c| c.is_ascii_hexdigit() || *c == b'x')))
                 });
-                out.push_str(if entity { "&" } else { "&amp;" });
+                if !entity {
+                    emit(&mut out, &mut run, i, b"&amp;", 1);
+                }
             }
-            ('<', Some(_)) => out.push_str("&lt;"),
-            ('>', Some(_)) => out.push_str("&gt;"),
-            ('"' | '\'', Some(q)) if q == c => {
-                quote = None;
-                out.push(c);
-            }
-            ('"' | '\'', None) if in_tag => {
-                quote = Some(c);
-                out.push(c);
-            }
-            ('<', None) => {
-                in_tag = true;
-                out.push(c);
-            }
-            ('>', None) => {
-                in_tag = false;
-                out.push(c);
-            }
-            _ => out.push(c),
+            _ => {}
         }
-        i += len;
+        i += 1;
     }
-    out
+    out.extend_from_slice(&b[run..]);
+    // Only ASCII bytes were inserted or replaced, at ASCII positions: still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// 1-based line of a byte offset, by binary search over line starts (computed once).
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(text: &str) -> Self {
+        Lines(
+            std::iter::once(0)
+                .chain(text.bytes().enumerate().filter(|(_, c)| *c == b'\n').map(|(i, _)| i + 1))
+                .collect(),
+        )
+    }
+    fn line(&self, offset: usize) -> u32 {
+        self.0.partition_point(|start| *start <= offset) as u32
+    }
 }
 
 type Includes = Vec<(String, u32)>;
@@ -146,7 +160,8 @@ fn parse_doc(text: &str, source: &str) -> Result<(Tree, Includes), TreeError> {
             message: e.to_string(),
         }
     })?;
-    let line_of = |n: roxmltree::Node| doc.text_pos_at(n.range().start).row;
+    let lines = Lines::new(&clean);
+    let line_of = |n: roxmltree::Node| lines.line(n.range().start);
     let root = doc.root_element();
     let invalid = |n: roxmltree::Node, tree: &str, message: String| TreeError::Invalid {
         source_name: source.into(),

@@ -5,6 +5,7 @@
 
 mod cli_errors;
 mod sim_runs;
+mod tree_cli;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,90 @@
+//! `arbor tree validate | convert | dot` on real files.
+
+use crate::{TREE, arbor, root, stderr, stdout};
+
+fn corpus(name: &str) -> String {
+    root().join("../shared/bt_xml").join(name).to_str().unwrap().to_string()
+}
+
+#[test]
+fn validate_lenient_accepts_nav2_and_strict_names_the_node() {
+    let nav2 = corpus("nav2__navigate_to_pose_w_replanning_and_recovery.xml");
+    let o = arbor(&["tree", "validate", "--lenient", &nav2]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("note:")
+            && stdout(&o).contains("undeclared node 'RecoveryNode' loaded as a generic control")
+    );
+    let o = arbor(&["tree", "validate", &nav2]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("line 9: tree 'NavigateToPoseWReplanningAndRecovery', at node 'RecoveryNode': unknown node type 'RecoveryNode'"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_manifest_declares_foreign_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("nav2.yaml");
+    std::fs::write(
+        &manifest,
+        "nodes:\n  - {id: FollowPath, category: action, ports: [{name: path}, {name: controller_id}, {name: error_code_id, direction: output}, {name: error_msg, direction: output}, {name: tracking_feedback, direction: output}]}\n",
+    )
+    .unwrap();
+    let file = dir.path().join("t.xml");
+    std::fs::write(&file, "<root BTCPP_format=\"4\"><BehaviorTree><FollowPath path=\"{path}\" controller_id=\"FollowPath\"/></BehaviorTree></root>").unwrap();
+    let o = arbor(&["tree", "validate", "--manifest", manifest.to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(
+        &file,
+        "<root BTCPP_format=\"4\"><BehaviorTree><FollowPath error_msg=\"literal\"/></BehaviorTree></root>",
+    )
+    .unwrap();
+    let o = arbor(&["tree", "validate", "--manifest", manifest.to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(stderr(&o).contains("output port 'error_msg' needs a blackboard reference"), "{}", stderr(&o));
+}
+
+#[test]
+fn convert_both_ways_and_run_the_converted_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("photographer.xml");
+    let yaml = dir.path().join("back.yaml");
+    let o = arbor(&["tree", "convert", TREE, xml.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&xml).unwrap();
+    assert!(
+        text.contains("<root BTCPP_format=\"4\">") && text.contains("<RetryUntilSuccessful num_attempts=\"4\">"),
+        "{text}"
+    );
+    let o = arbor(&["tree", "convert", xml.to_str().unwrap(), yaml.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The XML form runs the scenario exactly like the YAML original.
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for (tree, out) in [(TREE, &a), (xml.to_str().unwrap(), &b)] {
+        let o = arbor(&[
+            "sim",
+            "--scenario",
+            crate::SCENARIO,
+            "--tree",
+            tree,
+            "--seed",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(std::fs::read(a.join("ticks.jsonl")).unwrap(), std::fs::read(b.join("ticks.jsonl")).unwrap());
+}
+
+#[test]
+fn dot_and_mermaid() {
+    let o = arbor(&["tree", "dot", &corpus("btcpp__t05_crossdoor_embedded.xml")]);
+    let dot = stdout(&o);
+    assert!(
+        dot.starts_with("digraph")
+            && dot.contains("cluster_1")
+            && dot.contains("RetryUntilSuccessful\\nnum_attempts=5"),
+        "{dot}"
+    );
+    let o = arbor(&["tree", "dot", "--mermaid", TREE]);
+    assert!(stdout(&o).starts_with("flowchart TD"), "{}", stdout(&o));
+}

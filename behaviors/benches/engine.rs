@@ -93,7 +93,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("arbor_xml_parse_check_build", |b| {
         b.iter(|| {
             let tree = xml::parse(black_box(&text), "a.xml").expect("parses");
-            let checked = tree.check("a.xml", &lib, None, false).expect("checks");
+            let checked = tree.into_checked("a.xml", &lib, None, false).expect("checks");
             black_box(Executor::new(&checked).expect("builds"))
         })
     });

@@ -19,7 +19,7 @@ use crate::record::TickSink;
 use crate::robot::{CallId, Robot, SkillCall, SkillStatus};
 use crate::script::{Env, Script, Slot, loosely_equal};
 use crate::skill::{ParamType, parse_text};
-use crate::tree::{CheckedTree, Node, Tree, blackboard_ref, subtree_target};
+use crate::tree::{CheckedTree, Node, Tree, blackboard_ref, push_segment, subtree_target};
 use crate::value::{Params, Value};
 use arbor_memory::WorkingMemory;
 use arbor_perception::SimTime;
@@ -92,7 +92,8 @@ enum PortSrc {
 
 #[derive(Debug, Clone)]
 struct SkillLeaf {
-    name: String,
+    /// The node whose ID names the skill.
+    node: NodeIdx,
     /// Literal parameters (defaults filled in).
     params: Params,
     /// Parameters read from the blackboard at each start.
@@ -106,11 +107,11 @@ enum Kind {
     Fallback,
     ReactiveSequence,
     ReactiveFallback,
-    Parallel { success: PortSrc, failure: PortSrc },
+    Parallel(Box<(PortSrc, PortSrc)>),
     ParallelAll { max_failures: PortSrc },
     IfThenElse,
     WhileDoElse,
-    Switch { variable: PortSrc, cases: Vec<PortSrc> },
+    Switch(Box<(PortSrc, Vec<PortSrc>)>),
     Inverter,
     ForceSuccess,
     ForceFailure,
@@ -322,11 +323,16 @@ impl Builder<'_> {
     ) -> Result<NodeIdx, BuildError> {
         let me = self.t.kind.len() as NodeIdx;
         let spec = self.lib.get(&node.id);
-        let target = subtree_target(node, self.lib, self.doc).map(str::to_string);
+        let target = match spec {
+            Some(_) if node.id == "SubTree" => node.attr("ID").map(str::to_string),
+            Some(_) => None,
+            None => self.doc.find(&node.id).map(|_| node.id.clone()),
+        };
         let category =
             spec.map(|s| s.category).unwrap_or(if target.is_some() { Category::SubTree } else { Category::Action });
         self.t.info.push(NodeInfo {
-            path: path.clone(),
+            // Moved in at the end of this function (the path is used by reference until then).
+            path: String::new(),
             id: node.id.clone(),
             name: node.name.clone(),
             category,
@@ -396,7 +402,7 @@ impl Builder<'_> {
                         }
                     }
                 }
-                self.t.skills.push(SkillLeaf { name: node.id.clone(), params, dynamic });
+                self.t.skills.push(SkillLeaf { node: me, params, dynamic });
                 self.s.call_params.push(None);
                 let k = (self.t.skills.len() - 1) as u32;
                 if spec.category == Category::Condition { Kind::Condition(k) } else { Kind::Action(k) }
@@ -405,7 +411,9 @@ impl Builder<'_> {
                 let spec = spec.ok_or_else(|| self.err(&path, "no spec".into()))?.clone();
                 let mut kids = Vec::with_capacity(node.children.len());
                 for (i, c) in node.children.iter().enumerate() {
-                    let p = format!("{path}/{}[{i}]", self.lib.yaml_name(&c.id));
+                    let mut p = String::with_capacity(path.len() + 24);
+                    p.push_str(&path);
+                    push_segment(&mut p, self.lib.yaml_name(&c.id), i);
                     kids.push(self.build(c, scope, p, Some(me))?);
                 }
                 self.set_children(me, &kids);
@@ -420,7 +428,7 @@ impl Builder<'_> {
                     Builtin::ReactiveSequence => Kind::ReactiveSequence,
                     Builtin::ReactiveFallback => Kind::ReactiveFallback,
                     Builtin::Parallel => {
-                        Kind::Parallel { success: port(self, "success_count"), failure: port(self, "failure_count") }
+                        Kind::Parallel(Box::new((port(self, "success_count"), port(self, "failure_count"))))
                     }
                     Builtin::ParallelAll => Kind::ParallelAll { max_failures: port(self, "max_failures") },
                     Builtin::IfThenElse => Kind::IfThenElse,
@@ -428,7 +436,7 @@ impl Builder<'_> {
                     Builtin::Switch(n) => {
                         let variable = port(self, "variable");
                         let cases = (1..=n).map(|c| port(self, &format!("case_{c}"))).collect();
-                        Kind::Switch { variable, cases }
+                        Kind::Switch(Box::new((variable, cases)))
                     }
                     Builtin::Inverter => Kind::Inverter,
                     Builtin::ForceSuccess => Kind::ForceSuccess,
@@ -472,6 +480,7 @@ impl Builder<'_> {
         };
         self.t.kind[me as usize] = kind;
         self.t.conds[me as usize] = conds;
+        self.t.info[me as usize].path = path;
         Ok(me)
     }
 
@@ -499,6 +508,16 @@ impl Builder<'_> {
             }
         }
         Ok(any.then(|| Box::new(c)))
+    }
+}
+
+/// Nodes of a tree with its subtrees expanded (for sizing the arena; depth-bounded since the
+/// checked document has no subtree cycles).
+fn expanded_size(node: &Node, doc: &Tree, lib: &NodeLibrary, depth: usize) -> usize {
+    let own: usize = 1 + node.children.iter().map(|c| expanded_size(c, doc, lib, depth)).sum::<usize>();
+    match subtree_target(node, lib, doc).and_then(|t| doc.find(t)) {
+        Some(def) if depth < 64 => own + expanded_size(&def.root, doc, lib, depth + 1),
+        _ => own,
     }
 }
 
@@ -543,6 +562,15 @@ impl Executor {
                 autoremap: false,
             }],
         };
+        let n = expanded_size(&main.root, doc, b.lib, 0);
+        b.t.kind.reserve(n);
+        b.t.first.reserve(n);
+        b.t.len.reserve(n);
+        b.t.conds.reserve(n);
+        b.t.children.reserve(n);
+        b.t.info.reserve(n);
+        b.s.nodes.reserve(n);
+        b.s.done.reserve(n);
         let path = b.lib.yaml_name(&main.root.id).to_string();
         b.build(&main.root, 0, path, None)?;
         Ok(Executor { t: b.t, s: b.s, last_status: NodeStatus::Idle })
@@ -730,7 +758,8 @@ impl Ticker<'_, '_> {
         {
             let leaf = &self.t.skills[s as usize];
             let params = self.s.call_params[s as usize].as_ref().unwrap_or(&leaf.params);
-            self.cx.robot.halt(&SkillCall { id, node: &self.t.info[i].path, skill: &leaf.name, params });
+            let info = &self.t.info[leaf.node as usize];
+            self.cx.robot.halt(&SkillCall { id, node: &info.path, skill: &info.id, params });
             if self.cx.trace {
                 self.cx.sink.skill_halted(self.cx.tick, self.cx.now, id, i as NodeIdx);
             }
@@ -755,7 +784,7 @@ impl Ticker<'_, '_> {
         if !matches!(t.kind[i], Kind::RunOnce(_)) {
             n.flag = false;
         }
-        if matches!(t.kind[i], Kind::Parallel { .. } | Kind::ParallelAll { .. }) {
+        if matches!(t.kind[i], Kind::Parallel(_) | Kind::ParallelAll { .. }) {
             let (a, b) = (t.first[i] as usize, (t.first[i] + t.len[i]) as usize);
             self.s.done[a..b].iter_mut().for_each(|d| *d = false);
         }
@@ -886,10 +915,10 @@ impl Ticker<'_, '_> {
                 self.reset_children(i);
                 if all_skipped { Skipped } else { pass_on }
             }
-            Kind::Parallel { success, failure } => {
-                let (success, failure) = (success.clone(), failure.clone());
-                let Some(succ) = self.read_num(i, &success, "success_count") else { return Failure };
-                let Some(fail) = self.read_num(i, &failure, "failure_count") else { return Failure };
+            Kind::Parallel(ports) => {
+                let (success, failure) = (&ports.0, &ports.1);
+                let Some(succ) = self.read_num(i, success, "success_count") else { return Failure };
+                let Some(fail) = self.read_num(i, failure, "failure_count") else { return Failure };
                 let n = len as f64;
                 let need_ok = if succ < 0.0 { (n + succ + 1.0).max(0.0) } else { succ };
                 let need_fail = if fail < 0.0 { (n + fail + 1.0).max(0.0) } else { fail };
@@ -1021,7 +1050,8 @@ impl Ticker<'_, '_> {
                 self.reset_children(i);
                 s
             }
-            Kind::Switch { variable, cases } => {
+            Kind::Switch(ports) => {
+                let (variable, cases) = (&ports.0, &ports.1);
                 let var = self.read(variable);
                 let mut matched = cases.len() as u32;
                 if let Some(var) = var {
@@ -1262,12 +1292,13 @@ impl Ticker<'_, '_> {
                 let Some(params) = self.skill_params(i, s) else { return Failure };
                 let leaf = &self.t.skills[s];
                 let params = params.as_ref().unwrap_or(&leaf.params);
-                let call = SkillCall { id: 0, node: &self.t.info[i].path, skill: &leaf.name, params };
+                let info = &self.t.info[i];
+                let call = SkillCall { id: 0, node: &info.path, skill: &info.id, params };
                 match self.cx.robot.check(&call, self.cx.memory) {
                     SkillStatus::Success(_) => Success,
                     SkillStatus::Failure(_) => Failure,
                     SkillStatus::Running => {
-                        let msg = format!("condition '{}' answered 'running'", leaf.name);
+                        let msg = format!("condition '{}' answered 'running'", info.id);
                         self.error(i, &msg);
                         Failure
                     }
@@ -1289,7 +1320,8 @@ impl Ticker<'_, '_> {
                 };
                 let leaf = &self.t.skills[s];
                 let params = self.s.call_params[s].as_ref().unwrap_or(&leaf.params);
-                let call = SkillCall { id, node: &self.t.info[i].path, skill: &leaf.name, params };
+                let info = &self.t.info[i];
+                let call = SkillCall { id, node: &info.path, skill: &info.id, params };
                 let st = if fresh {
                     if self.cx.trace {
                         self.cx.sink.skill_started(self.cx.tick, self.cx.now, id, i as NodeIdx, params);

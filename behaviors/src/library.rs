@@ -5,8 +5,35 @@
 
 use crate::skill::{ParamType, SkillKind, SkillRegistry};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
+use std::sync::Arc;
+
+/// FNV-1a: node IDs are short, and loading a tree looks each node's ID up several times;
+/// a BTreeMap of Strings spent most of the load time in string comparisons.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -182,11 +209,12 @@ fn any_text() -> ParamType {
     ANY
 }
 
+/// Cheap to clone (shared tables, copied on write): every checked tree carries one.
 #[derive(Debug, Clone, Default)]
 pub struct NodeLibrary {
-    specs: BTreeMap<String, NodeSpec>,
-    aliases: BTreeMap<&'static str, String>,
-    enums: BTreeMap<String, f64>,
+    specs: Arc<FastMap<String, NodeSpec>>,
+    aliases: Arc<FastMap<&'static str, String>>,
+    enums: Arc<BTreeMap<String, f64>>,
 }
 
 impl NodeLibrary {
@@ -506,9 +534,9 @@ impl NodeLibrary {
             return;
         }
         if let Some(a) = spec.alias {
-            self.aliases.insert(a, spec.id.clone());
+            Arc::make_mut(&mut self.aliases).insert(a, spec.id.clone());
         }
-        self.specs.insert(spec.id.clone(), spec);
+        Arc::make_mut(&mut self.specs).insert(spec.id.clone(), spec);
     }
 
     /// Declares a node type with no behaviour (from a manifest or a TreeNodesModel).
@@ -543,8 +571,11 @@ impl NodeLibrary {
         self.specs.get(id).and_then(|s| s.alias).unwrap_or(id)
     }
 
+    /// Every node type, ordered by ID.
     pub fn iter(&self) -> impl Iterator<Item = &NodeSpec> {
-        self.specs.values()
+        let mut v: Vec<&NodeSpec> = self.specs.values().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v.into_iter()
     }
 
     pub fn enum_value(&self, name: &str) -> Option<f64> {
@@ -552,7 +583,7 @@ impl NodeLibrary {
     }
 
     pub fn add_enum(&mut self, name: &str, value: f64) {
-        self.enums.insert(name.into(), value);
+        Arc::make_mut(&mut self.enums).insert(name.into(), value);
     }
 
     /// Loads a node manifest (YAML) that declares node types and enums:

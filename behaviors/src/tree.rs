@@ -163,6 +163,17 @@ impl Tree {
         vocab: Option<&Vocabulary>,
         lenient: bool,
     ) -> Result<CheckedTree, TreeError> {
+        self.clone().into_checked(source, lib, vocab, lenient)
+    }
+
+    /// As [`Tree::check`], taking the tree (no copy).
+    pub fn into_checked(
+        self,
+        source: &str,
+        lib: &NodeLibrary,
+        vocab: Option<&Vocabulary>,
+        lenient: bool,
+    ) -> Result<CheckedTree, TreeError> {
         let mut lib = lib.clone();
         self.declare_models(&mut lib);
         let ids: Vec<&str> = self.trees.iter().filter_map(|t| t.id.as_deref()).collect();
@@ -180,7 +191,7 @@ impl Tree {
                 });
             }
         }
-        let main = self.main().ok_or_else(|| TreeError::File {
+        let main_id = self.main().map(|m| m.id.clone()).ok_or_else(|| TreeError::File {
             source_name: source.into(),
             message: match &self.main_tree {
                 Some(m) => format!("main tree '{m}' is not defined (trees: {})", ids.join(", ")),
@@ -191,8 +202,8 @@ impl Tree {
         for t in &self.trees {
             cx.source = t.file.as_deref().unwrap_or(source);
             let tree_name = t.id.clone().unwrap_or_default();
-            let path = lib.yaml_name(&t.root.id).to_string();
-            cx.node(&t.root, &tree_name, &path)?;
+            let mut path = lib.yaml_name(&t.root.id).to_string();
+            cx.node(&t.root, &tree_name, &mut path)?;
         }
         // Subtree references must not form a cycle, starting from any tree.
         for t in &self.trees {
@@ -200,7 +211,7 @@ impl Tree {
             self.no_cycles(&t.root, &mut stack, source, &lib)?;
         }
         let warnings = cx.warnings;
-        Ok(CheckedTree { tree: self.clone(), lib, warnings, main: main.id.clone() })
+        Ok(CheckedTree { tree: self, lib, warnings, main: main_id })
     }
 
     fn no_cycles(
@@ -311,9 +322,9 @@ impl CheckCx<'_> {
         }
     }
 
-    fn node(&mut self, node: &Node, tree: &str, path: &str) -> Result<(), TreeError> {
-        let doc_tree = self.ids.contains(&node.id.as_str()) && self.lib.get(&node.id).is_none();
+    fn node(&mut self, node: &Node, tree: &str, path: &mut String) -> Result<(), TreeError> {
         let spec = self.lib.get(&node.id);
+        let doc_tree = spec.is_none() && self.ids.contains(&node.id.as_str());
         let (category, children_rule) = match spec {
             Some(s) => (s.category, s.children),
             None if doc_tree => (Category::SubTree, Children::None),
@@ -418,8 +429,10 @@ impl CheckCx<'_> {
             }
         }
         for (i, c) in node.children.iter().enumerate() {
-            let p = format!("{path}/{}[{i}]", self.lib.yaml_name(&c.id));
-            self.node(c, tree, &p)?;
+            let len = path.len();
+            push_segment(path, self.lib.yaml_name(&c.id), i);
+            self.node(c, tree, path)?;
+            path.truncate(len);
         }
         Ok(())
     }
@@ -444,6 +457,25 @@ impl CheckCx<'_> {
         let value = parse_text(&port.ty, v);
         check_param_value(&spec, &value, self.vocab).map_err(|e| e.to_string())
     }
+}
+
+/// Appends `/name[i]` to a node path without formatting machinery.
+pub fn push_segment(path: &mut String, name: &str, i: usize) {
+    path.push('/');
+    path.push_str(name);
+    path.push('[');
+    let mut buf = [0u8; 20];
+    let (mut k, mut n) = (buf.len(), i);
+    loop {
+        k -= 1;
+        buf[k] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    path.push_str(std::str::from_utf8(&buf[k..]).unwrap_or("?"));
+    path.push(']');
 }
 
 fn location(tree: &str, path: &str, line: Option<u32>) -> String {

@@ -1,7 +1,8 @@
 //! BehaviorTree.CPP XML: import (v4, and v3 read too) and export (v4).
 //!
-//! Import is as lenient as BT.CPP's own parser (tinyxml2): raw `&`, `<` and `>` inside
-//! attribute values (as in BT.CPP's scripting example) are accepted. `<include path=.../>` is
+//! Import is as lenient as BT.CPP's own parser (tinyxml2): a raw `&` or `>` inside attribute
+//! values (as in BT.CPP's scripting example) is accepted and kept as written. Reading is
+//! streaming (quick-xml), with source lines for every node. `<include path=.../>` is
 //! resolved relative to the including file. v3 forms are upgraded on import:
 //! `<Action ID="X">` (and Condition/Control/Decorator), `SubTreePlus`, `SequenceStar`,
 //! `RetryUntilSuccesful`, Parallel's `success_threshold`/`failure_threshold`,
@@ -69,68 +70,6 @@ pub fn parse(text: &str, source: &str) -> Result<Tree, TreeError> {
     Ok(tree)
 }
 
-/// Makes text that tinyxml2 accepts acceptable to a strict XML parser without moving any
-/// line: escapes `&` that does not start an entity, and `<`/`>` inside attribute values.
-/// Works on bytes (every character it looks at is ASCII) and copies untouched runs whole.
-pub fn sanitize(text: &str) -> String {
-    let b = text.as_bytes();
-    let n = b.len();
-    let mut out: Vec<u8> = Vec::with_capacity(n + 16);
-    let (mut i, mut run) = (0, 0);
-    let mut in_tag = false;
-    let mut quote: Option<u8> = None;
-    let emit = |out: &mut Vec<u8>, run: &mut usize, at: usize, replacement: &[u8], skip: usize| {
-        out.extend_from_slice(&b[*run..at]);
-        out.extend_from_slice(replacement);
-        *run = at + skip;
-    };
-    while i < n {
-        match (b[i], quote) {
-            (b'<', None) if !in_tag => {
-                // Comments, CDATA and processing instructions pass through untouched.
-                let special = [(&b"<!--"[..], &b"-->"[..]), (b"<![CDATA[", b"]]>"), (b"<?", b"?>")]
-                    .into_iter()
-                    .find(|(open, _)| b[i..].starts_with(open));
-                match special {
-                    Some((open, close)) => {
-                        let from = i + open.len();
-                        i = b[from..]
-                            .windows(close.len())
-                            .position(|w| w == close)
-                            .map_or(n, |p| from + p + close.len());
-                        continue;
-                    }
-                    None => in_tag = true,
-                }
-            }
-            (b'>', None) => in_tag = false,
-            (b'"' | b'\'', None) if in_tag => quote = Some(b[i]),
-            (c, Some(q)) if c == q => quote = None,
-            (b'<', Some(_)) => emit(&mut out, &mut run, i, b"&lt;", 1),
-            (b'>', Some(_)) => emit(&mut out, &mut run, i, b"&gt;", 1),
-            (b'&', _) => {
-                let rest = &b[i + 1..n.min(i + 12)];
-                let entity = rest.iter().position(|c| *c == b';').is_some_and(|e| {
-                    let name = &rest[..e];
-                    e > 0
-                        && ([&b"amp"[..], b"lt", b"gt", b"quot", b"apos"].contains(&name)
-                            || (name[0] == b'#'
-                                && name.len() > 1
-                                && name[1..].iter().all(|c| c.is_ascii_hexdigit() || *c == b'x')))
-                });
-                if !entity {
-                    emit(&mut out, &mut run, i, b"&amp;", 1);
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out.extend_from_slice(&b[run..]);
-    // Only ASCII bytes were inserted or replaced, at ASCII positions: still UTF-8.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
 /// 1-based line of a byte offset, by binary search over line starts (computed once).
 struct Lines(Vec<usize>);
 
@@ -147,63 +86,160 @@ impl Lines {
     }
 }
 
+/// An element as read: name, attributes in order, children, text, source line.
+#[derive(Debug, Default)]
+struct El {
+    name: String,
+    attrs: Vec<(String, String)>,
+    children: Vec<El>,
+    text: String,
+    line: u32,
+}
+
+impl El {
+    fn attr(&self, k: &str) -> Option<&str> {
+        self.attrs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads the element tree with quick-xml (streaming, no DOM). As lenient as tinyxml2 about
+/// attribute values: a raw `&` that is not an entity, or `<`, is kept as written.
+fn read_elements(text: &str, source: &str) -> Result<El, TreeError> {
+    use quick_xml::events::{BytesStart, Event};
+    let lines = Lines::new(text);
+    let mut reader = quick_xml::Reader::from_str(text);
+    reader.config_mut().trim_text(true);
+    let syntax = |offset: u64, message: String| {
+        let offset = offset as usize;
+        let line = lines.line(offset);
+        let line_start = lines.0.get(line.saturating_sub(1) as usize).copied().unwrap_or(0);
+        TreeError::Syntax {
+            source_name: source.into(),
+            line: line as usize,
+            column: offset.saturating_sub(line_start) + 1,
+            message,
+        }
+    };
+    let element = |e: &BytesStart, offset: u64| -> Result<El, TreeError> {
+        let mut el = El { name: e.name().as_ref().to_string(), line: lines.line(offset as usize), ..El::default() };
+        for a in e.attributes() {
+            let a = a.map_err(|err| syntax(offset, format!("in <{}>: {err}", el.name)))?;
+            let value = a
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map(|v| v.into_owned())
+                .unwrap_or_else(|_| a.value.to_string());
+            el.attrs.push((a.key.as_ref().to_string(), value));
+        }
+        Ok(el)
+    };
+    let mut stack: Vec<El> = Vec::new();
+    let mut top: Option<El> = None;
+    loop {
+        // Skipped whitespace lies between the last event and this one's '<'.
+        let last = reader.buffer_position() as usize;
+        let offset =
+            (last + text.as_bytes().get(last..).and_then(|b| b.iter().position(|c| *c == b'<')).unwrap_or(0)) as u64;
+        let event = reader.read_event().map_err(|e| syntax(reader.error_position(), e.to_string()))?;
+        match event {
+            Event::Start(e) => stack.push(element(&e, offset)?),
+            Event::Empty(e) => {
+                let el = element(&e, offset)?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None if top.is_none() => top = Some(el),
+                    None => return Err(syntax(offset, "more than one top-level element".into())),
+                }
+            }
+            Event::End(_) => {
+                let Some(el) = stack.pop() else {
+                    return Err(syntax(offset, "closing tag without an opening one".into()));
+                };
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None if top.is_none() => top = Some(el),
+                    None => return Err(syntax(offset, "more than one top-level element".into())),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(el) = stack.last_mut() {
+                    el.text.push_str(&t.xml10_content());
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some(el) = stack.last_mut() {
+                    let name = r.to_string();
+                    let c = match name.as_str() {
+                        "amp" => Some('&'),
+                        "lt" => Some('<'),
+                        "gt" => Some('>'),
+                        "quot" => Some('"'),
+                        "apos" => Some('\''),
+                        _ => r.resolve_char_ref().ok().flatten(),
+                    };
+                    match c {
+                        Some(c) => el.text.push(c),
+                        None => el.text.push_str(&format!("&{name};")),
+                    }
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if let Some(open) = stack.last() {
+        return Err(syntax(
+            text.len() as u64,
+            format!("the file ends inside <{}> (opened on line {})", open.name, open.line),
+        ));
+    }
+    top.ok_or_else(|| syntax(0, "no XML element in the file".into()))
+}
+
 type Includes = Vec<(String, u32)>;
 
 fn parse_doc(text: &str, source: &str) -> Result<(Tree, Includes), TreeError> {
-    let clean = sanitize(text);
-    let doc = roxmltree::Document::parse(&clean).map_err(|e| {
-        let pos = e.pos();
-        TreeError::Syntax {
-            source_name: source.into(),
-            line: pos.row as usize,
-            column: pos.col as usize,
-            message: e.to_string(),
-        }
-    })?;
-    let lines = Lines::new(&clean);
-    let line_of = |n: roxmltree::Node| lines.line(n.range().start);
-    let root = doc.root_element();
-    let invalid = |n: roxmltree::Node, tree: &str, message: String| TreeError::Invalid {
+    let root = read_elements(text, source)?;
+    let invalid = |el: &El, tree: &str, message: String| TreeError::Invalid {
         source_name: source.into(),
         tree: tree.into(),
-        node: n.tag_name().name().into(),
-        line: Some(line_of(n)),
+        node: el.name.clone(),
+        line: Some(el.line),
         message,
     };
-    if root.tag_name().name() != "root" {
-        return Err(invalid(root, "", format!("the top element must be <root>, got <{}>", root.tag_name().name())));
+    if root.name != "root" {
+        return Err(invalid(&root, "", format!("the top element must be <root>, got <{}>", root.name)));
     }
-    let v3 = match root.attribute("BTCPP_format") {
+    let v3 = match root.attr("BTCPP_format") {
         Some("4") => false,
         Some("3") | None => true,
-        Some(other) => return Err(invalid(root, "", format!("BTCPP_format=\"{other}\" is not supported (3 or 4)"))),
+        Some(other) => return Err(invalid(&root, "", format!("BTCPP_format=\"{other}\" is not supported (3 or 4)"))),
     };
     let mut tree = Tree {
         name: String::new(),
         goal: None,
-        main_tree: root.attribute("main_tree_to_execute").map(str::to_string),
+        main_tree: root.attr("main_tree_to_execute").map(str::to_string),
         trees: Vec::new(),
         models: Vec::new(),
     };
     let mut includes = Vec::new();
-    for el in root.children().filter(|n| n.is_element()) {
-        match el.tag_name().name() {
+    for el in root.children {
+        match el.name.as_str() {
             "BehaviorTree" => {
-                let id = el.attribute("ID").map(str::to_string);
+                let id = el.attr("ID").map(str::to_string);
                 let tname = id.clone().unwrap_or_default();
-                let kids: Vec<_> = el.children().filter(|n| n.is_element()).collect();
-                let [top] = kids.as_slice() else {
+                if el.children.len() != 1 {
                     return Err(invalid(
-                        el,
+                        &el,
                         &tname,
-                        format!("<BehaviorTree> must have exactly one root node, found {}", kids.len()),
+                        format!("<BehaviorTree> must have exactly one root node, found {}", el.children.len()),
                     ));
-                };
-                tree.trees.push(TreeDef { id, root: element_to_node(*top, v3, &line_of, 0, source)?, file: None });
+                }
+                let Some(top) = el.children.into_iter().next() else { continue };
+                tree.trees.push(TreeDef { id, root: element_to_node(top, v3, 0, source)?, file: None });
             }
             "TreeNodesModel" => {
-                for m in el.children().filter(|n| n.is_element()) {
-                    let category = match m.tag_name().name() {
+                for m in &el.children {
+                    let category = match m.name.as_str() {
                         "Action" => Category::Action,
                         "Condition" => Category::Condition,
                         "Control" => Category::Control,
@@ -211,29 +247,33 @@ fn parse_doc(text: &str, source: &str) -> Result<(Tree, Includes), TreeError> {
                         "SubTree" => Category::SubTree,
                         other => return Err(invalid(m, "", format!("unknown model kind <{other}> in TreeNodesModel"))),
                     };
-                    let id = m.attribute("ID").ok_or_else(|| invalid(m, "", "a node model needs an ID".into()))?;
+                    let id = m.attr("ID").ok_or_else(|| invalid(m, "", "a node model needs an ID".into()))?;
                     let mut ports = Vec::new();
-                    for p in m.children().filter(|n| n.is_element()) {
-                        let dir = match p.tag_name().name() {
+                    for p in &m.children {
+                        let dir = match p.name.as_str() {
                             "input_port" => PortDir::Input,
                             "output_port" => PortDir::Output,
                             "inout_port" => PortDir::Inout,
                             _ => continue,
                         };
-                        let name = p.attribute("name").ok_or_else(|| invalid(p, "", "a port needs a name".into()))?;
-                        let desc = p.text().map(|t| t.trim().to_string()).unwrap_or_default();
-                        ports.push((dir, name.to_string(), p.attribute("default").map(str::to_string), desc));
+                        let name = p.attr("name").ok_or_else(|| invalid(p, "", "a port needs a name".into()))?;
+                        ports.push((
+                            dir,
+                            name.to_string(),
+                            p.attr("default").map(str::to_string),
+                            p.text.trim().to_string(),
+                        ));
                     }
                     tree.models.push(NodeModel { category, id: id.to_string(), ports });
                 }
             }
             "include" => {
-                let path = el.attribute("path").ok_or_else(|| invalid(el, "", "<include> needs a 'path'".into()))?;
-                includes.push((path.to_string(), line_of(el)));
+                let path = el.attr("path").ok_or_else(|| invalid(&el, "", "<include> needs a 'path'".into()))?;
+                includes.push((path.to_string(), el.line));
             }
             other => {
                 return Err(invalid(
-                    el,
+                    &el,
                     "",
                     format!("unexpected <{other}> under <root> (expected BehaviorTree, TreeNodesModel, include)"),
                 ));
@@ -249,31 +289,27 @@ fn parse_doc(text: &str, source: &str) -> Result<(Tree, Includes), TreeError> {
 /// Deepest nesting of nodes a tree may have.
 pub const MAX_DEPTH: usize = 200;
 
-fn element_to_node(
-    el: roxmltree::Node,
-    v3: bool,
-    line_of: &dyn Fn(roxmltree::Node) -> u32,
-    depth: usize,
-    source: &str,
-) -> Result<Node, TreeError> {
-    let tag = el.tag_name().name();
+fn element_to_node(mut el: El, v3: bool, depth: usize, source: &str) -> Result<Node, TreeError> {
+    let invalid = |message: String| TreeError::Invalid {
+        source_name: source.into(),
+        tree: String::new(),
+        node: el.name.clone(),
+        line: Some(el.line),
+        message,
+    };
     if depth > MAX_DEPTH {
-        return Err(TreeError::Invalid {
-            source_name: source.into(),
-            tree: String::new(),
-            node: tag.into(),
-            line: Some(line_of(el)),
-            message: format!("tree nested more than {MAX_DEPTH} levels deep"),
-        });
+        return Err(invalid(format!("tree nested more than {MAX_DEPTH} levels deep")));
     }
-    let generic_form = matches!(tag, "Action" | "Condition" | "Control" | "Decorator") && el.attribute("ID").is_some();
-    let mut id = if generic_form { el.attribute("ID").unwrap_or(tag).to_string() } else { tag.to_string() };
+    let generic_form =
+        matches!(el.name.as_str(), "Action" | "Condition" | "Control" | "Decorator") && el.attr("ID").is_some();
+    let mut id =
+        if generic_form { el.attr("ID").unwrap_or_default().to_string() } else { std::mem::take(&mut el.name) };
     if !crate::tree::is_name(&id) {
         return Err(TreeError::Invalid {
             source_name: source.into(),
             tree: String::new(),
-            node: tag.into(),
-            line: Some(line_of(el)),
+            node: id.clone(),
+            line: Some(el.line),
             message: format!("'{id}' is not a valid node type (letters, digits, '_', '-', '.')"),
         });
     }
@@ -284,25 +320,25 @@ fn element_to_node(
         "RetryUntilSuccesful" => id = "RetryUntilSuccessful".into(),
         _ => {}
     }
-    let mut node = Node { id, name: None, attrs: Vec::new(), children: Vec::new(), line: Some(line_of(el)) };
-    for a in el.attributes() {
-        let (k, v) = (a.name(), a.value());
-        match k {
-            "name" => node.name = Some(v.to_string()),
+    let mut node = Node {
+        id,
+        name: None,
+        attrs: Vec::with_capacity(el.attrs.len()),
+        children: Vec::with_capacity(el.children.len()),
+        line: Some(el.line),
+    };
+    for (k, v) in el.attrs {
+        match k.as_str() {
+            "name" => node.name = Some(v),
             "ID" if generic_form => {}
-            "__shared_blackboard" if node.id == "SubTree" => node.attrs.push(("_autoremap".into(), v.to_string())),
-            "__autoremap" if node.id == "SubTree" => node.attrs.push(("_autoremap".into(), v.to_string())),
-            "success_threshold" if v3 && node.id == "Parallel" => {
-                node.attrs.push(("success_count".into(), v.to_string()))
-            }
-            "failure_threshold" if v3 && node.id == "Parallel" => {
-                node.attrs.push(("failure_count".into(), v.to_string()))
-            }
-            _ => node.attrs.push((k.to_string(), v.to_string())),
+            "__shared_blackboard" | "__autoremap" if node.id == "SubTree" => node.attrs.push(("_autoremap".into(), v)),
+            "success_threshold" if v3 && node.id == "Parallel" => node.attrs.push(("success_count".into(), v)),
+            "failure_threshold" if v3 && node.id == "Parallel" => node.attrs.push(("failure_count".into(), v)),
+            _ => node.attrs.push((k, v)),
         }
     }
-    for c in el.children().filter(|n| n.is_element()) {
-        node.children.push(element_to_node(c, v3, line_of, depth + 1, source)?);
+    for c in el.children {
+        node.children.push(element_to_node(c, v3, depth + 1, source)?);
     }
     Ok(node)
 }
@@ -390,14 +426,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sanitize_keeps_lines_and_escapes_attribute_values() {
-        let raw = "<root>\n<Precondition if=\"A>-B && color != BLUE\" else='x<y'>\n<!-- a && b < c -->\n</Precondition></root>";
-        let s = sanitize(raw);
-        assert_eq!(s.lines().count(), raw.lines().count());
-        assert!(s.contains("if=\"A&gt;-B &amp;&amp; color != BLUE\""), "{s}");
-        assert!(s.contains("else='x&lt;y'"), "{s}");
-        assert!(s.contains("<!-- a && b < c -->"), "{s}");
-        assert_eq!(sanitize("<a b=\"&amp; &#10;\"/>"), "<a b=\"&amp; &#10;\"/>");
+    fn lenient_about_raw_ampersands_and_angle_brackets_in_attributes() {
+        let t = parse(
+            "<root BTCPP_format=\"4\">\n<BehaviorTree>\n<Precondition if=\"A>-B && color != BLUE\" else='FAILURE'>\n<!-- a && b < c -->\n<Script code=\"x := 1 &amp; 2\"/></Precondition></BehaviorTree></root>",
+            "t.xml",
+        )
+        .unwrap();
+        let pre = &t.trees[0].root;
+        assert_eq!(pre.attr("if"), Some("A>-B && color != BLUE"));
+        assert_eq!(pre.line, Some(3));
+        assert_eq!(pre.children[0].attr("code"), Some("x := 1 & 2"));
     }
 
     #[test]

@@ -7,6 +7,19 @@ use std::time::Instant;
 fn main() {
     let text = xml::to_xml(&tree_a(10, 100));
     let lib = library();
+    if let Some(stage) = std::env::args().nth(1) {
+        // One stage in a loop, for a profiler: `load_profile build|parse|check`.
+        let Ok(tree) = xml::parse(&text, "a.xml") else { return };
+        let Ok(checked) = tree.clone().into_checked("a.xml", &lib, None, false) else { return };
+        for _ in 0..5000 {
+            match stage.as_str() {
+                "parse" => drop(std::hint::black_box(xml::parse(&text, "a.xml"))),
+                "check" => drop(std::hint::black_box(tree.clone().into_checked("a.xml", &lib, None, false))),
+                _ => drop(std::hint::black_box(Executor::new(&checked))),
+            }
+        }
+        return;
+    }
     let n = 200;
     let (mut parse, mut check, mut build) = (0.0, 0.0, 0.0);
     for _ in 0..n {

@@ -185,8 +185,52 @@ struct Tables {
     len: Vec<u32>,
     conds: Vec<Option<Box<Conds>>>,
     children: Vec<NodeIdx>,
-    info: Vec<NodeInfo>,
+    /// Every node's path and ID, back to back (one allocation for the whole tree).
+    text: String,
+    path_at: Vec<(u32, u32)>,
+    id_at: Vec<(u32, u32)>,
+    meta: Vec<Meta>,
     skills: Vec<SkillLeaf>,
+}
+
+#[derive(Debug, Clone)]
+struct Meta {
+    name: Option<String>,
+    category: Category,
+    parent: Option<NodeIdx>,
+}
+
+impl Tables {
+    fn path(&self, i: usize) -> &str {
+        let (a, b) = self.path_at[i];
+        self.text.get(a as usize..b as usize).unwrap_or("")
+    }
+    fn id(&self, i: usize) -> &str {
+        let (a, b) = self.id_at[i];
+        self.text.get(a as usize..b as usize).unwrap_or("")
+    }
+    /// Appends text to the buffer; returns its range.
+    fn push_text(&mut self, s: &str) -> (u32, u32) {
+        let a = self.text.len();
+        self.text.push_str(s);
+        (a as u32, self.text.len() as u32)
+    }
+    /// Appends `<parent path>/<name>[i]` (or `<parent path>/<tree>:<name>` for a subtree's
+    /// root) to the buffer; returns its range.
+    fn push_child_path(&mut self, parent: (u32, u32), tree: Option<&str>, name: &str, i: usize) -> (u32, u32) {
+        let a = self.text.len();
+        self.text.extend_from_within(parent.0 as usize..parent.1 as usize);
+        match tree {
+            Some(t) => {
+                self.text.push('/');
+                self.text.push_str(t);
+                self.text.push(':');
+                self.text.push_str(name);
+            }
+            None => push_segment(&mut self.text, name, i),
+        }
+        (a as u32, self.text.len() as u32)
+    }
 }
 
 /// What changes while the tree runs.
@@ -279,8 +323,9 @@ impl Builder<'_> {
         slot
     }
 
-    fn err(&self, path: &str, message: String) -> BuildError {
-        BuildError::Invalid { source_name: self.source.into(), path: path.into(), message }
+    fn err(&self, path: (u32, u32), message: String) -> BuildError {
+        let path = self.t.text.get(path.0 as usize..path.1 as usize).unwrap_or("").to_string();
+        BuildError::Invalid { source_name: self.source.into(), path, message }
     }
 
     fn port(&mut self, scope: usize, node: &Node, spec: &PortSpec) -> PortSrc {
@@ -296,7 +341,7 @@ impl Builder<'_> {
         }
     }
 
-    fn script(&mut self, scope: usize, code: &str, path: &str) -> Result<Script, BuildError> {
+    fn script(&mut self, scope: usize, code: &str, path: (u32, u32)) -> Result<Script, BuildError> {
         let mut s = Script::parse(code).map_err(|e| self.err(path, e.to_string()))?;
         let lib = self.lib;
         let mut names: Vec<String> = Vec::new();
@@ -318,7 +363,7 @@ impl Builder<'_> {
         &mut self,
         node: &Node,
         scope: usize,
-        path: String,
+        path: (u32, u32),
         parent: Option<NodeIdx>,
     ) -> Result<NodeIdx, BuildError> {
         let me = self.t.kind.len() as NodeIdx;
@@ -330,25 +375,21 @@ impl Builder<'_> {
         };
         let category =
             spec.map(|s| s.category).unwrap_or(if target.is_some() { Category::SubTree } else { Category::Action });
-        self.t.info.push(NodeInfo {
-            // Moved in at the end of this function (the path is used by reference until then).
-            path: String::new(),
-            id: node.id.clone(),
-            name: node.name.clone(),
-            category,
-            parent,
-        });
+        self.t.path_at.push(path);
+        let id_at = self.t.push_text(&node.id);
+        self.t.id_at.push(id_at);
+        self.t.meta.push(Meta { name: node.name.clone(), category, parent });
         // Placeholders; the real kind is filled in below (children first need their indices).
         self.t.kind.push(Kind::AlwaysFailure);
         self.t.first.push(0);
         self.t.len.push(0);
         self.t.conds.push(None);
         self.s.nodes.push(NodeState::new());
-        let conds = self.conds(scope, node, &path)?;
+        let conds = self.conds(scope, node, path)?;
         let kind = match (spec.map(|s| s.implementation), &target) {
             (_, Some(target)) => {
                 let def =
-                    self.doc.find(target).ok_or_else(|| self.err(&path, format!("subtree '{target}' not found")))?;
+                    self.doc.find(target).ok_or_else(|| self.err(path, format!("subtree '{target}' not found")))?;
                 let mut remap = BTreeMap::new();
                 let mut literals = Vec::new();
                 let mut autoremap = false;
@@ -375,16 +416,17 @@ impl Builder<'_> {
                     let slot = self.slot(sub, &k);
                     self.s.bb.add_initial(slot, Value::Text(v));
                 }
-                let child_path = format!("{path}/{target}:{}", self.lib.yaml_name(&def.root.id));
+                let child_path = self.t.push_child_path(path, Some(target), self.lib.yaml_name(&def.root.id), 0);
                 let c = self.build(&def.root, sub, child_path, Some(me))?;
                 self.set_children(me, &[c]);
                 Kind::SubTree
             }
             (None | Some(Implementation::Declared), None) => {
+                let path = self.t.text.get(path.0 as usize..path.1 as usize).unwrap_or("").to_string();
                 return Err(BuildError::NotExecutable { source_name: self.source.into(), path, id: node.id.clone() });
             }
             (Some(Implementation::Skill), None) => {
-                let spec = spec.ok_or_else(|| self.err(&path, "no spec".into()))?;
+                let spec = spec.ok_or_else(|| self.err(path, "no spec".into()))?;
                 let mut params = Params::new();
                 let mut dynamic = Vec::new();
                 for p in &spec.ports {
@@ -408,12 +450,10 @@ impl Builder<'_> {
                 if spec.category == Category::Condition { Kind::Condition(k) } else { Kind::Action(k) }
             }
             (Some(Implementation::Builtin(b)), None) => {
-                let spec = spec.ok_or_else(|| self.err(&path, "no spec".into()))?.clone();
+                let spec = spec.ok_or_else(|| self.err(path, "no spec".into()))?.clone();
                 let mut kids = Vec::with_capacity(node.children.len());
                 for (i, c) in node.children.iter().enumerate() {
-                    let mut p = String::with_capacity(path.len() + 24);
-                    p.push_str(&path);
-                    push_segment(&mut p, self.lib.yaml_name(&c.id), i);
+                    let p = self.t.push_child_path(path, None, self.lib.yaml_name(&c.id), i);
                     kids.push(self.build(c, scope, p, Some(me))?);
                 }
                 self.set_children(me, &kids);
@@ -450,18 +490,18 @@ impl Builder<'_> {
                     Builtin::Precondition => {
                         let code = node.attr("if").unwrap_or("true").to_string();
                         Kind::Precondition {
-                            cond: Box::new(self.script(scope, &code, &path)?),
+                            cond: Box::new(self.script(scope, &code, path)?),
                             otherwise: port(self, "else"),
                         }
                     }
-                    Builtin::SubTree => return Err(self.err(&path, "SubTree without a target".into())),
+                    Builtin::SubTree => return Err(self.err(path, "SubTree without a target".into())),
                     Builtin::AlwaysSuccess => Kind::AlwaysSuccess,
                     Builtin::AlwaysFailure => Kind::AlwaysFailure,
                     Builtin::Script => {
-                        Kind::Script(Box::new(self.script(scope, node.attr("code").unwrap_or(""), &path)?))
+                        Kind::Script(Box::new(self.script(scope, node.attr("code").unwrap_or(""), path)?))
                     }
                     Builtin::ScriptCondition => {
-                        Kind::ScriptCondition(Box::new(self.script(scope, node.attr("code").unwrap_or(""), &path)?))
+                        Kind::ScriptCondition(Box::new(self.script(scope, node.attr("code").unwrap_or(""), path)?))
                     }
                     Builtin::SetBlackboard => {
                         let key_text = node.attr("output_key").unwrap_or_default();
@@ -480,7 +520,6 @@ impl Builder<'_> {
         };
         self.t.kind[me as usize] = kind;
         self.t.conds[me as usize] = conds;
-        self.t.info[me as usize].path = path;
         Ok(me)
     }
 
@@ -492,7 +531,7 @@ impl Builder<'_> {
         self.t.len[me as usize] = kids.len() as u32;
     }
 
-    fn conds(&mut self, scope: usize, node: &Node, path: &str) -> Result<Option<Box<Conds>>, BuildError> {
+    fn conds(&mut self, scope: usize, node: &Node, path: (u32, u32)) -> Result<Option<Box<Conds>>, BuildError> {
         let mut c = Conds::default();
         let mut any = false;
         for (i, key) in PRE_CONDITIONS.iter().enumerate() {
@@ -568,10 +607,13 @@ impl Executor {
         b.t.len.reserve(n);
         b.t.conds.reserve(n);
         b.t.children.reserve(n);
-        b.t.info.reserve(n);
+        b.t.path_at.reserve(n);
+        b.t.id_at.reserve(n);
+        b.t.meta.reserve(n);
+        b.t.text.reserve(n * 48);
         b.s.nodes.reserve(n);
         b.s.done.reserve(n);
-        let path = b.lib.yaml_name(&main.root.id).to_string();
+        let path = b.t.push_text(b.lib.yaml_name(&main.root.id));
         b.build(&main.root, 0, path, None)?;
         Ok(Executor { t: b.t, s: b.s, last_status: NodeStatus::Idle })
     }
@@ -584,9 +626,31 @@ impl Executor {
         self.s.stats
     }
 
-    /// The arena's nodes, by index: paths, ids, categories.
-    pub fn nodes(&self) -> &[NodeInfo] {
-        &self.t.info
+    /// The arena's nodes, by index: paths, ids, categories (made on demand).
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        (0..self.t.meta.len())
+            .map(|i| NodeInfo {
+                path: self.t.path(i).to_string(),
+                id: self.t.id(i).to_string(),
+                name: self.t.meta[i].name.clone(),
+                category: self.t.meta[i].category,
+                parent: self.t.meta[i].parent,
+            })
+            .collect()
+    }
+
+    /// Number of nodes in the arena (subtrees expanded).
+    pub fn len(&self) -> usize {
+        self.t.meta.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.t.meta.is_empty()
+    }
+
+    /// A node's path, e.g. `sequence/retry[2]/sequence[0]/look_at[0]`.
+    pub fn path(&self, node: NodeIdx) -> &str {
+        if (node as usize) < self.t.path_at.len() { self.t.path(node as usize) } else { "" }
     }
 
     /// Current status of every node, by index.
@@ -758,8 +822,8 @@ impl Ticker<'_, '_> {
         {
             let leaf = &self.t.skills[s as usize];
             let params = self.s.call_params[s as usize].as_ref().unwrap_or(&leaf.params);
-            let info = &self.t.info[leaf.node as usize];
-            self.cx.robot.halt(&SkillCall { id, node: &info.path, skill: &info.id, params });
+            let n = leaf.node as usize;
+            self.cx.robot.halt(&SkillCall { id, node: self.t.path(n), skill: self.t.id(n), params });
             if self.cx.trace {
                 self.cx.sink.skill_halted(self.cx.tick, self.cx.now, id, i as NodeIdx);
             }
@@ -1292,13 +1356,12 @@ impl Ticker<'_, '_> {
                 let Some(params) = self.skill_params(i, s) else { return Failure };
                 let leaf = &self.t.skills[s];
                 let params = params.as_ref().unwrap_or(&leaf.params);
-                let info = &self.t.info[i];
-                let call = SkillCall { id: 0, node: &info.path, skill: &info.id, params };
+                let call = SkillCall { id: 0, node: self.t.path(i), skill: self.t.id(i), params };
                 match self.cx.robot.check(&call, self.cx.memory) {
                     SkillStatus::Success(_) => Success,
                     SkillStatus::Failure(_) => Failure,
                     SkillStatus::Running => {
-                        let msg = format!("condition '{}' answered 'running'", info.id);
+                        let msg = format!("condition '{}' answered 'running'", self.t.id(i));
                         self.error(i, &msg);
                         Failure
                     }
@@ -1320,8 +1383,7 @@ impl Ticker<'_, '_> {
                 };
                 let leaf = &self.t.skills[s];
                 let params = self.s.call_params[s].as_ref().unwrap_or(&leaf.params);
-                let info = &self.t.info[i];
-                let call = SkillCall { id, node: &info.path, skill: &info.id, params };
+                let call = SkillCall { id, node: self.t.path(i), skill: self.t.id(i), params };
                 let st = if fresh {
                     if self.cx.trace {
                         self.cx.sink.skill_started(self.cx.tick, self.cx.now, id, i as NodeIdx, params);

@@ -108,7 +108,7 @@ struct Run {
 
 impl Run {
     fn new(ex: Executor, robot: TestRobot) -> Self {
-        let sink = VecSink::collect(ex.nodes());
+        let sink = VecSink::collect(&ex.nodes());
         Self { ex, robot, sink, t: 0 }
     }
     fn yaml(text: &str) -> Self {

@@ -70,105 +70,86 @@ pub fn parse(text: &str, source: &str) -> Result<Tree, TreeError> {
     Ok(tree)
 }
 
-/// 1-based line of a byte offset, by binary search over line starts (computed once).
-struct Lines(Vec<usize>);
-
-impl Lines {
-    fn new(text: &str) -> Self {
-        Lines(
-            std::iter::once(0)
-                .chain(text.bytes().enumerate().filter(|(_, c)| *c == b'\n').map(|(i, _)| i + 1))
-                .collect(),
-        )
-    }
-    fn line(&self, offset: usize) -> u32 {
-        self.0.partition_point(|start| *start <= offset) as u32
-    }
-}
-
-/// An element as read: name, attributes in order, children, text, source line.
-#[derive(Debug, Default)]
-struct El {
-    name: String,
-    attrs: Vec<(String, String)>,
-    children: Vec<El>,
-    text: String,
+/// Counts lines as the reader moves forward (offsets only grow), without a table.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    offset: usize,
     line: u32,
 }
 
-impl El {
-    fn attr(&self, k: &str) -> Option<&str> {
-        self.attrs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+impl LineCounter<'_> {
+    fn line_at(&mut self, offset: usize) -> u32 {
+        let offset = offset.min(self.text.len());
+        if offset >= self.offset {
+            self.line += self.text[self.offset..offset].iter().filter(|c| **c == b'\n').count() as u32;
+        } else {
+            self.line = 1 + self.text[..offset].iter().filter(|c| **c == b'\n').count() as u32;
+        }
+        self.offset = offset;
+        self.line
     }
 }
 
-/// Reads the element tree with quick-xml (streaming, no DOM). As lenient as tinyxml2 about
-/// attribute values: a raw `&` that is not an entity, or `<`, is kept as written.
-fn read_elements(text: &str, source: &str) -> Result<El, TreeError> {
+/// Attribute name under which element text (port descriptions) is kept while reading.
+const TEXT: &str = "#text";
+
+/// Reads the element tree with quick-xml (streaming, no DOM) straight into [`Node`]s (element
+/// name as `id`, every attribute kept). As lenient as tinyxml2 about attribute values: a raw
+/// `&` that is not an entity is kept as written.
+fn read_elements(text: &str, source: &str) -> Result<Node, TreeError> {
     use quick_xml::events::{BytesStart, Event};
-    let lines = Lines::new(text);
+    let mut lines = LineCounter { text: text.as_bytes(), offset: 0, line: 1 };
     let mut reader = quick_xml::Reader::from_str(text);
     reader.config_mut().trim_text(true);
-    let syntax = |offset: u64, message: String| {
-        let offset = offset as usize;
-        let line = lines.line(offset);
-        let line_start = lines.0.get(line.saturating_sub(1) as usize).copied().unwrap_or(0);
-        TreeError::Syntax {
-            source_name: source.into(),
-            line: line as usize,
-            column: offset.saturating_sub(line_start) + 1,
-            message,
-        }
+    let syntax = |lines: &mut LineCounter, offset: u64, message: String| {
+        let offset = (offset as usize).min(text.len());
+        let line = lines.line_at(offset);
+        let line_start = text.as_bytes()[..offset].iter().rposition(|c| *c == b'\n').map_or(0, |p| p + 1);
+        TreeError::Syntax { source_name: source.into(), line: line as usize, column: offset - line_start + 1, message }
     };
-    let element = |e: &BytesStart, offset: u64| -> Result<El, TreeError> {
-        let mut el = El { name: e.name().as_ref().to_string(), line: lines.line(offset as usize), ..El::default() };
+    let element = |lines: &mut LineCounter, e: &BytesStart, offset: u64| -> Result<Node, TreeError> {
+        let mut node = Node::new(e.name().as_ref());
+        node.line = Some(lines.line_at(offset as usize));
         for a in e.attributes() {
-            let a = a.map_err(|err| syntax(offset, format!("in <{}>: {err}", el.name)))?;
+            let a = a.map_err(|err| syntax(lines, offset, format!("in <{}>: {err}", node.id)))?;
             let value = a
                 .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                 .map(|v| v.into_owned())
                 .unwrap_or_else(|_| a.value.to_string());
-            el.attrs.push((a.key.as_ref().to_string(), value));
+            node.attrs.push((a.key.as_ref().to_string(), value));
         }
-        Ok(el)
+        Ok(node)
     };
-    let mut stack: Vec<El> = Vec::new();
-    let mut top: Option<El> = None;
+    let mut stack: Vec<Node> = Vec::new();
+    let mut top: Option<Node> = None;
+    let bytes = text.as_bytes();
     loop {
         // Skipped whitespace lies between the last event and this one's '<'.
         let last = reader.buffer_position() as usize;
-        let offset =
-            (last + text.as_bytes().get(last..).and_then(|b| b.iter().position(|c| *c == b'<')).unwrap_or(0)) as u64;
-        let event = reader.read_event().map_err(|e| syntax(reader.error_position(), e.to_string()))?;
-        match event {
-            Event::Start(e) => stack.push(element(&e, offset)?),
-            Event::Empty(e) => {
-                let el = element(&e, offset)?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None if top.is_none() => top = Some(el),
-                    None => return Err(syntax(offset, "more than one top-level element".into())),
-                }
+        let offset = (last + bytes.get(last..).and_then(|b| b.iter().position(|c| *c == b'<')).unwrap_or(0)) as u64;
+        let event = match reader.read_event() {
+            Ok(e) => e,
+            Err(e) => return Err(syntax(&mut lines, reader.error_position(), e.to_string())),
+        };
+        let done = match event {
+            Event::Start(e) => {
+                stack.push(element(&mut lines, &e, offset)?);
+                None
             }
-            Event::End(_) => {
-                let Some(el) = stack.pop() else {
-                    return Err(syntax(offset, "closing tag without an opening one".into()));
-                };
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None if top.is_none() => top = Some(el),
-                    None => return Err(syntax(offset, "more than one top-level element".into())),
-                }
-            }
+            Event::Empty(e) => Some(element(&mut lines, &e, offset)?),
+            Event::End(_) => match stack.pop() {
+                Some(n) => Some(n),
+                None => return Err(syntax(&mut lines, offset, "closing tag without an opening one".into())),
+            },
             Event::Text(t) => {
-                if let Some(el) = stack.last_mut() {
-                    el.text.push_str(&t.xml10_content());
+                if let Some(n) = stack.last_mut() {
+                    push_text(n, &t.xml10_content());
                 }
+                None
             }
             Event::GeneralRef(r) => {
-                if let Some(el) = stack.last_mut() {
-                    let name = r.to_string();
-                    let c = match name.as_str() {
+                if let Some(n) = stack.last_mut() {
+                    let c = match &*r {
                         "amp" => Some('&'),
                         "lt" => Some('<'),
                         "gt" => Some('>'),
@@ -177,37 +158,50 @@ fn read_elements(text: &str, source: &str) -> Result<El, TreeError> {
                         _ => r.resolve_char_ref().ok().flatten(),
                     };
                     match c {
-                        Some(c) => el.text.push(c),
-                        None => el.text.push_str(&format!("&{name};")),
+                        Some(c) => push_text(n, c.encode_utf8(&mut [0u8; 4])),
+                        None => push_text(n, &format!("&{};", &*r)),
                     }
                 }
+                None
             }
             Event::Eof => break,
-            _ => {}
+            _ => None,
+        };
+        if let Some(n) = done {
+            match stack.last_mut() {
+                Some(parent) => parent.children.push(n),
+                None if top.is_none() => top = Some(n),
+                None => return Err(syntax(&mut lines, offset, "more than one top-level element".into())),
+            }
         }
     }
     if let Some(open) = stack.last() {
-        return Err(syntax(
-            text.len() as u64,
-            format!("the file ends inside <{}> (opened on line {})", open.name, open.line),
-        ));
+        let msg = format!("the file ends inside <{}> (opened on line {})", open.id, open.line.unwrap_or(0));
+        return Err(syntax(&mut lines, text.len() as u64, msg));
     }
-    top.ok_or_else(|| syntax(0, "no XML element in the file".into()))
+    top.ok_or_else(|| syntax(&mut lines, 0, "no XML element in the file".into()))
+}
+
+fn push_text(n: &mut Node, t: &str) {
+    match n.attrs.iter_mut().find(|(k, _)| k == TEXT) {
+        Some((_, v)) => v.push_str(t),
+        None => n.attrs.push((TEXT.into(), t.to_string())),
+    }
 }
 
 type Includes = Vec<(String, u32)>;
 
 fn parse_doc(text: &str, source: &str) -> Result<(Tree, Includes), TreeError> {
     let root = read_elements(text, source)?;
-    let invalid = |el: &El, tree: &str, message: String| TreeError::Invalid {
+    let invalid = |el: &Node, tree: &str, message: String| TreeError::Invalid {
         source_name: source.into(),
         tree: tree.into(),
-        node: el.name.clone(),
-        line: Some(el.line),
+        node: el.id.clone(),
+        line: el.line,
         message,
     };
-    if root.name != "root" {
-        return Err(invalid(&root, "", format!("the top element must be <root>, got <{}>", root.name)));
+    if root.id != "root" {
+        return Err(invalid(&root, "", format!("the top element must be <root>, got <{}>", root.id)));
     }
     let v3 = match root.attr("BTCPP_format") {
         Some("4") => false,
@@ -223,7 +217,7 @@ fn parse_doc(text: &str, source: &str) -> Result<(Tree, Includes), TreeError> {
     };
     let mut includes = Vec::new();
     for el in root.children {
-        match el.name.as_str() {
+        match el.id.as_str() {
             "BehaviorTree" => {
                 let id = el.attr("ID").map(str::to_string);
                 let tname = id.clone().unwrap_or_default();
@@ -239,7 +233,7 @@ fn parse_doc(text: &str, source: &str) -> Result<(Tree, Includes), TreeError> {
             }
             "TreeNodesModel" => {
                 for m in &el.children {
-                    let category = match m.name.as_str() {
+                    let category = match m.id.as_str() {
                         "Action" => Category::Action,
                         "Condition" => Category::Condition,
                         "Control" => Category::Control,
@@ -250,7 +244,7 @@ fn parse_doc(text: &str, source: &str) -> Result<(Tree, Includes), TreeError> {
                     let id = m.attr("ID").ok_or_else(|| invalid(m, "", "a node model needs an ID".into()))?;
                     let mut ports = Vec::new();
                     for p in &m.children {
-                        let dir = match p.name.as_str() {
+                        let dir = match p.id.as_str() {
                             "input_port" => PortDir::Input,
                             "output_port" => PortDir::Output,
                             "inout_port" => PortDir::Inout,
@@ -261,7 +255,7 @@ fn parse_doc(text: &str, source: &str) -> Result<(Tree, Includes), TreeError> {
                             dir,
                             name.to_string(),
                             p.attr("default").map(str::to_string),
-                            p.text.trim().to_string(),
+                            p.attr(TEXT).unwrap_or_default().trim().to_string(),
                         ));
                     }
                     tree.models.push(NodeModel { category, id: id.to_string(), ports });
@@ -269,7 +263,7 @@ fn parse_doc(text: &str, source: &str) -> Result<(Tree, Includes), TreeError> {
             }
             "include" => {
                 let path = el.attr("path").ok_or_else(|| invalid(&el, "", "<include> needs a 'path'".into()))?;
-                includes.push((path.to_string(), el.line));
+                includes.push((path.to_string(), el.line.unwrap_or(0)));
             }
             other => {
                 return Err(invalid(
@@ -289,55 +283,51 @@ fn parse_doc(text: &str, source: &str) -> Result<(Tree, Includes), TreeError> {
 /// Deepest nesting of nodes a tree may have.
 pub const MAX_DEPTH: usize = 200;
 
-fn element_to_node(mut el: El, v3: bool, depth: usize, source: &str) -> Result<Node, TreeError> {
-    let invalid = |message: String| TreeError::Invalid {
+/// Turns an element as read into a tree node, in place: `<Action ID="X">` forms, v3 names,
+/// the `name` attribute, depth and name checks.
+fn element_to_node(mut node: Node, v3: bool, depth: usize, source: &str) -> Result<Node, TreeError> {
+    let invalid = |node: &Node, message: String| TreeError::Invalid {
         source_name: source.into(),
         tree: String::new(),
-        node: el.name.clone(),
-        line: Some(el.line),
+        node: node.id.clone(),
+        line: node.line,
         message,
     };
     if depth > MAX_DEPTH {
-        return Err(invalid(format!("tree nested more than {MAX_DEPTH} levels deep")));
+        return Err(invalid(&node, format!("tree nested more than {MAX_DEPTH} levels deep")));
     }
-    let generic_form =
-        matches!(el.name.as_str(), "Action" | "Condition" | "Control" | "Decorator") && el.attr("ID").is_some();
-    let mut id =
-        if generic_form { el.attr("ID").unwrap_or_default().to_string() } else { std::mem::take(&mut el.name) };
-    if !crate::tree::is_name(&id) {
-        return Err(TreeError::Invalid {
-            source_name: source.into(),
-            tree: String::new(),
-            node: id.clone(),
-            line: Some(el.line),
-            message: format!("'{id}' is not a valid node type (letters, digits, '_', '-', '.')"),
-        });
+    if matches!(node.id.as_str(), "Action" | "Condition" | "Control" | "Decorator")
+        && let Some(pos) = node.attrs.iter().position(|(k, _)| k == "ID")
+    {
+        node.id = node.attrs.remove(pos).1;
+    }
+    if !crate::tree::is_name(&node.id) {
+        return Err(invalid(&node, format!("'{}' is not a valid node type (letters, digits, '_', '-', '.')", node.id)));
     }
     // v3 names (and a typo BT.CPP v3 shipped) become v4 names.
-    match id.as_str() {
-        "SubTreePlus" => id = "SubTree".into(),
-        "SequenceStar" => id = "SequenceWithMemory".into(),
-        "RetryUntilSuccesful" => id = "RetryUntilSuccessful".into(),
+    match node.id.as_str() {
+        "SubTreePlus" => node.id = "SubTree".into(),
+        "SequenceStar" => node.id = "SequenceWithMemory".into(),
+        "RetryUntilSuccesful" => node.id = "RetryUntilSuccessful".into(),
         _ => {}
     }
-    let mut node = Node {
-        id,
-        name: None,
-        attrs: Vec::with_capacity(el.attrs.len()),
-        children: Vec::with_capacity(el.children.len()),
-        line: Some(el.line),
-    };
-    for (k, v) in el.attrs {
-        match k.as_str() {
-            "name" => node.name = Some(v),
-            "ID" if generic_form => {}
-            "__shared_blackboard" | "__autoremap" if node.id == "SubTree" => node.attrs.push(("_autoremap".into(), v)),
-            "success_threshold" if v3 && node.id == "Parallel" => node.attrs.push(("success_count".into(), v)),
-            "failure_threshold" if v3 && node.id == "Parallel" => node.attrs.push(("failure_count".into(), v)),
-            _ => node.attrs.push((k, v)),
-        }
+    if let Some(pos) = node.attrs.iter().position(|(k, _)| k == "name") {
+        node.name = Some(node.attrs.remove(pos).1);
     }
-    for c in el.children {
+    let (subtree, parallel) = (node.id == "SubTree", v3 && node.id == "Parallel");
+    node.attrs.retain(|(k, _)| k != TEXT);
+    for (k, _) in &mut node.attrs {
+        let renamed = match k.as_str() {
+            "__shared_blackboard" | "__autoremap" if subtree => "_autoremap",
+            "success_threshold" if parallel => "success_count",
+            "failure_threshold" if parallel => "failure_count",
+            _ => continue,
+        };
+        *k = renamed.to_string();
+    }
+    let children = std::mem::take(&mut node.children);
+    node.children.reserve_exact(children.len());
+    for c in children {
         node.children.push(element_to_node(c, v3, depth + 1, source)?);
     }
     Ok(node)

@@ -183,7 +183,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
     let obs_path = out.join("observations.jsonl");
     let events_path = out.join("events.jsonl");
     let mut sink = RunSink {
-        rec: Recorder::new(executor.nodes(), JsonlSink::new(create(&ticks_path)?)),
+        rec: Recorder::new(&executor.nodes(), JsonlSink::new(create(&ticks_path)?)),
         calls: BTreeMap::new(),
         memory_events: Vec::new(),
     };

@@ -797,8 +797,11 @@ impl Ticker<'_, '_> {
 
     /// Halts a child if it is running; in any case its status goes back to idle.
     fn halt_child(&mut self, c: usize) {
-        if self.s.nodes[c].status == NodeStatus::Running {
-            self.halt_node(c);
+        match self.s.nodes[c].status {
+            // Idle nodes have nothing to halt or reset (they reset themselves on completion).
+            NodeStatus::Idle => return,
+            NodeStatus::Running => self.halt_node(c),
+            _ => {}
         }
         self.reset_state(c);
         self.set_status(c, NodeStatus::Idle);

@@ -1356,7 +1356,12 @@ impl Ticker<'_, '_> {
             }
             Kind::Condition(s) => {
                 let s = *s as usize;
-                let Some(params) = self.skill_params(i, s) else { return Failure };
+                let params = if t.skills[s].dynamic.is_empty() {
+                    None
+                } else {
+                    let Some(params) = self.skill_params(i, s) else { return Failure };
+                    params
+                };
                 let leaf = &self.t.skills[s];
                 let params = params.as_ref().unwrap_or(&leaf.params);
                 let call = SkillCall { id: 0, node: self.t.path(i), skill: self.t.id(i), params };
@@ -1375,8 +1380,10 @@ impl Ticker<'_, '_> {
                 let (id, fresh) = match self.s.nodes[i].call {
                     Some(id) if self.s.nodes[i].status == Running => (id, false),
                     _ => {
-                        let Some(params) = self.skill_params(i, s) else { return Failure };
-                        self.s.call_params[s] = params;
+                        if !t.skills[s].dynamic.is_empty() {
+                            let Some(params) = self.skill_params(i, s) else { return Failure };
+                            self.s.call_params[s] = params;
+                        }
                         let id = self.s.next_call;
                         self.s.next_call += 1;
                         self.s.stats.skill_calls += 1;
@@ -1402,7 +1409,9 @@ impl Ticker<'_, '_> {
                             self.cx.sink.skill_finished(self.cx.tick, self.cx.now, id, i as NodeIdx, &done);
                         }
                         self.s.nodes[i].call = None;
-                        self.s.call_params[s] = None;
+                        if !t.skills[s].dynamic.is_empty() {
+                            self.s.call_params[s] = None;
+                        }
                         if matches!(done, SkillStatus::Success(_)) { Success } else { Failure }
                     }
                 }

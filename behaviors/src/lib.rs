@@ -17,6 +17,7 @@ pub mod dataset;
 pub mod engine;
 pub mod export;
 pub mod library;
+pub mod planner;
 pub mod record;
 pub mod robot;
 pub mod script;

@@ -1,0 +1,13 @@
+//! The planner: a goal in plain language becomes a checked behavior tree.
+//!
+//! - [`format`]: the compact planning text the model writes, 1:1 with the tree model;
+//! - [`grammar`]: the GBNF grammar generated from the skill registry and memory's names;
+//! - [`gbnf`]: a recogniser for that grammar (tests, double checks);
+//! - [`prompt`]: the system and user messages within a token budget;
+//! - [`planner`]: validate-and-repair around any text generator, with a cache that answers
+//!   identical requests once and figures recorded with every plan;
+//! - `llm` (feature `llm`): the llama.cpp generator (llama-cpp-2).
+
+pub mod format;
+pub mod gbnf;
+pub mod grammar;

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod plan;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "arbor",
@@ -26,10 +28,14 @@ enum Command {
         /// Scenario YAML (e.g. sim/scenarios/photographer.yaml).
         #[arg(long)]
         scenario: PathBuf,
-        /// Tree YAML to execute.
+        /// Tree to execute (arbor YAML or BT.CPP XML). Without it, the LLM planner writes one
+        /// for --goal (or the scenario's goal).
         #[arg(long)]
         tree: Option<PathBuf>,
-        /// Seed for everything random in the run.
+        /// Goal for the planner (used when no --tree is given).
+        #[arg(long)]
+        goal: Option<String>,
+        /// Seed for everything random in the run (and the planner's sampling).
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Run directory to write (created if missing; files of an earlier run are replaced).
@@ -38,6 +44,23 @@ enum Command {
         /// Print the summary as JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        plan: plan::PlanArgs,
+    },
+    /// Plan a goal with the local LLM: print the tree (YAML) and the figures.
+    Plan {
+        /// The goal in plain language.
+        goal: String,
+        /// Scenario whose places, people and objects the planner may use.
+        #[arg(long)]
+        scenario: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the tree (arbor YAML) to this file.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        plan: plan::PlanArgs,
     },
     /// Work with tree files.
     Tree {
@@ -94,7 +117,10 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Sim { scenario, tree, seed, out, json } => sim(scenario, tree, seed, out, json),
+        Command::Sim { scenario, tree, goal, seed, out, json, plan } => {
+            sim(scenario, tree, goal, seed, out, json, &plan)
+        }
+        Command::Plan { goal, scenario, seed, output, plan } => plan_cmd(&goal, &scenario, seed, output, &plan),
         Command::Tree { command: TreeCommand::Validate { files, lenient, manifests, scenario } } => {
             validate(files, lenient, manifests, scenario)
         }
@@ -119,30 +145,71 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn sim(scenario_path: PathBuf, tree: Option<PathBuf>, seed: u64, out: PathBuf, json: bool) -> Result<ExitCode> {
+fn plan_cmd(
+    goal: &str,
+    scenario_path: &std::path::Path,
+    seed: u64,
+    output: Option<PathBuf>,
+    args: &plan::PlanArgs,
+) -> Result<ExitCode> {
+    let scenario = Scenario::load(scenario_path)?;
+    let outcome = plan::plan(goal, &scenario, seed, args)?;
+    let text = yaml::to_yaml(outcome.tree.tree());
+    println!("plan      {}", outcome.plan_text);
+    let f = &outcome.figures;
+    println!(
+        "figures   {} prompt tokens, {} generated, first token {:.0} ms, {:.1} tokens/s, {} attempt(s){}",
+        f.prompt_tokens,
+        f.generated_tokens,
+        f.time_to_first_token_s * 1000.0,
+        f.tokens_per_s,
+        f.attempts,
+        if f.cache_hit { ", from cache" } else { "" }
+    );
+    for r in &outcome.rejections {
+        println!("rejected  {r}");
+    }
+    println!("---\n{text}");
+    if let Some(path) = output {
+        std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::too_many_arguments, reason = "one CLI command's flags, passed through once")]
+fn sim(
+    scenario_path: PathBuf,
+    tree: Option<PathBuf>,
+    goal: Option<String>,
+    seed: u64,
+    out: PathBuf,
+    json: bool,
+    plan_args: &plan::PlanArgs,
+) -> Result<ExitCode> {
     let scenario_text = std::fs::read_to_string(&scenario_path)
         .with_context(|| format!("reading scenario {}", scenario_path.display()))?;
     let scenario = Scenario::parse(&scenario_text, &scenario_path.display().to_string())?;
-    let Some(tree_path) = tree else {
-        bail!(
-            "no --tree given: planning a tree from the goal with the LLM planner is not built yet; pass --tree <file> (e.g. sim/trees/photographer.yaml)"
-        );
+    let mut plan_timing = None;
+    let (tree, tree_source, tree_author, plan) = match tree {
+        Some(tree_path) => (load_tree(&tree_path)?, tree_path.display().to_string(), "hand".to_string(), None),
+        None => {
+            let goal = goal.unwrap_or_else(|| scenario.goal.clone());
+            let outcome = plan::plan(&goal, &scenario, seed, plan_args)?;
+            if !json {
+                println!("plan      {}", outcome.plan_text);
+            }
+            plan_timing = Some(outcome.timing());
+            (outcome.tree.tree().clone(), "<planner>".to_string(), outcome.model.clone(), Some(outcome.record()))
+        }
     };
-    let tree = load_tree(&tree_path)?;
-    let cfg = RunConfig {
-        scenario,
-        scenario_text,
-        tree,
-        tree_source: tree_path.display().to_string(),
-        tree_author: "hand".into(),
-        seed,
-        out_dir: out.clone(),
-    };
+    let cfg = RunConfig { scenario, scenario_text, tree, tree_source, tree_author, seed, out_dir: out.clone(), plan };
     // Wall-clock time is measured here, outside the deterministic run, and kept in its own file.
     let started = Instant::now();
     let summary = arbor_sim::run(&cfg)?;
     let wall = started.elapsed().as_secs_f64();
     let timing = serde_json::json!({
+        "plan": plan_timing,
         "wall_time_s": wall,
         "sim_time_s": summary.sim_time_s,
         "real_time_factor": if wall > 0.0 { summary.sim_time_s / wall } else { 0.0 },

@@ -1,7 +1,6 @@
 //! Fine-tuning dataset lines in the chat `messages` form (system, user, assistant) that
 //! fine-tuning tools read, with metadata about the run that produced them.
 
-use crate::skill::{SkillKind, SkillRegistry};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
@@ -29,40 +28,6 @@ pub struct LineMetadata {
     pub sim_time_s: f64,
     /// SHA-256 of the assistant message: identical trees share it (for deduplication).
     pub tree_sha256: String,
-}
-
-/// The system message: the tree format and the skills the robot has, one line each.
-pub fn system_prompt(registry: &SkillRegistry) -> String {
-    let mut s = String::from(
-        "You write behavior trees for a robot in arbor's YAML format. A node is a map with one key: \
-a control node (sequence, fallback, reactive_sequence, reactive_fallback) with a list of children, \
-a decorator (inverter, force_success, force_failure, retry{num_attempts}, timeout{seconds}) with 'child', \
-or a skill with its parameters.\nSkills:\n",
-    );
-    for spec in registry.iter() {
-        let params: Vec<String> =
-            spec.params.iter().map(|p| format!("{}{}: {}", p.name, if p.required { "" } else { "?" }, p.ty)).collect();
-        let kind = match spec.kind {
-            SkillKind::Action => "action",
-            SkillKind::Condition => "condition",
-        };
-        let _ = writeln!(s, "- {}({}) [{kind}]: {}", spec.name, params.join(", "), spec.description);
-    }
-    s
-}
-
-/// The user message: the goal and what memory knows when planning starts.
-pub fn user_prompt(goal: &str, places: &[String], people: &[String], objects: &[String]) -> String {
-    format!(
-        "Goal: {goal}\nKnown places: {}\nKnown people: {}\nKnown objects: {}",
-        list_or_none(places),
-        list_or_none(people),
-        list_or_none(objects)
-    )
-}
-
-fn list_or_none(xs: &[String]) -> String {
-    if xs.is_empty() { "none".into() } else { xs.join(", ") }
 }
 
 impl DatasetLine {

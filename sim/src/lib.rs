@@ -9,6 +9,7 @@
 //!   directory.
 
 pub mod nav;
+pub mod planning;
 pub mod runner;
 pub mod scenario;
 pub mod world;

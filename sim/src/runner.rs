@@ -18,6 +18,7 @@
 use crate::scenario::Scenario;
 use crate::world::{CriterionResult, Photo, World};
 use arbor_behaviors::dataset::{self, DatasetLine, LineMetadata};
+use arbor_behaviors::planner::{PlanRecord, format as plan_format, prompt as plan_prompt};
 use arbor_behaviors::record::{JsonlSink, Recorder, TickSink};
 use arbor_behaviors::robot::SkillStatus;
 use arbor_behaviors::{BuildError, CallId, Executor, NodeIdx, NodeLibrary, NodeStatus, Params, Tree, TreeError, yaml};
@@ -49,6 +50,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     move |source| RunError::Io { path: path.to_path_buf(), source }
 }
 
+/// Characters of user prompt the planner (and the dataset) allow.
+pub const PLAN_PROMPT_BUDGET: usize = 1600;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -62,6 +66,8 @@ pub struct RunConfig {
     pub tree_author: String,
     pub seed: u64,
     pub out_dir: PathBuf,
+    /// When the tree came from the planner: what it was asked and answered (`plan.json`).
+    pub plan: Option<PlanRecord>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,14 +292,21 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
     outcome_json.push('\n');
     write("outcome.json", outcome_json.as_bytes())?;
 
-    // One dataset line: what the planner would have been asked, and this tree as the answer.
-    let vocab = scenario.vocabulary();
-    let people: Vec<String> = scenario.people.iter().map(|p| p.name.clone()).collect();
-    let objects: Vec<String> = scenario.objects.iter().map(|o| o.name.clone()).collect();
+    if let Some(plan) = &cfg.plan {
+        let mut text = serde_json::to_string_pretty(plan)
+            .map_err(|e| RunError::Io { path: out.join("plan.json"), source: e.into() })?;
+        text.push('\n');
+        write("plan.json", text.as_bytes())?;
+    }
+
+    // One dataset line: exactly what the planner is asked (its system and user messages for
+    // this goal and scenario), and this tree in the planning format as the answer.
+    let prompt = plan_prompt::build(&registry, &goal, &crate::planning::context(scenario), PLAN_PROMPT_BUDGET);
+    let answer = plan_format::render(checked.tree(), checked.library()).unwrap_or_else(|| tree_yaml.clone());
     let line = DatasetLine::new(
-        dataset::system_prompt(&registry),
-        dataset::user_prompt(&goal, &vocab.places, &people, &objects),
-        tree_yaml.clone(),
+        prompt.system,
+        prompt.user,
+        answer.clone(),
         LineMetadata {
             scenario: scenario.name.clone(),
             seed: cfg.seed,
@@ -302,7 +315,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
             success: outcome == Outcome::Success,
             ticks: stats.ticks,
             sim_time_s: now.as_secs_f64(),
-            tree_sha256: dataset::sha256_hex(&tree_yaml),
+            tree_sha256: dataset::sha256_hex(&answer),
         },
     );
     let ds_path = out.join("dataset.jsonl");

@@ -57,14 +57,17 @@ fn photographer_succeeds_and_writes_a_complete_run_directory() {
     let line: serde_json::Value = serde_json::from_str(ds.trim()).unwrap();
     let roles: Vec<&str> = line["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["system", "user", "assistant"]);
-    assert!(line["messages"][0]["content"].as_str().unwrap().contains("navigate_to(target: place or entity name"));
+    // The dataset line is what the planner is asked and what it should answer.
+    assert!(line["messages"][0]["content"].as_str().unwrap().contains("- navigate_to(target=place or person"));
+    let user = line["messages"][1]["content"].as_str().unwrap();
     assert!(
-        line["messages"][1]["content"]
-            .as_str()
-            .unwrap()
-            .contains("Goal: photograph each person who looks at the robot")
+        user.starts_with(
+            "Goal: photograph each person who looks at the robot\nPlaces: lobby, kitchen, office, charger"
+        ),
+        "{user}"
     );
-    assert!(line["messages"][2]["content"].as_str().unwrap().contains("capture_photo"));
+    let answer = line["messages"][2]["content"].as_str().unwrap();
+    assert!(answer.starts_with("sequence(force_success(sequence(navigate_to(target=lobby)"), "{answer}");
     assert_eq!(line["metadata"]["success"], true);
 
     // The tree the run wrote validates again, and the episodic memory holds the photos.

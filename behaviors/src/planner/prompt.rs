@@ -1,0 +1,124 @@
+//! The planner's prompt: a system message (format, skills with one-line descriptions, one
+//! example) and a user message (the goal and what memory knows), within a token budget.
+
+use crate::skill::{ParamType, SkillKind, SkillRegistry};
+use serde::{Deserialize, Serialize};
+
+/// What memory knows when planning starts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlanContext {
+    pub places: Vec<String>,
+    pub people: Vec<String>,
+    pub objects: Vec<String>,
+    /// Entities in view now, most relevant first.
+    pub in_view: Vec<String>,
+    /// Recent events, newest first, one line each.
+    pub recent_events: Vec<String>,
+}
+
+/// The two messages of a chat prompt.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ChatPrompt {
+    pub system: String,
+    pub user: String,
+}
+
+fn param_doc(p: &crate::skill::ParamSpec) -> String {
+    let ty = match &p.ty {
+        ParamType::Entity => "person or object".to_string(),
+        ParamType::Place => "place".to_string(),
+        ParamType::Target => "place or person".to_string(),
+        ParamType::Text { .. } | ParamType::Script => "\"text\"".to_string(),
+        ParamType::Number { min, max } | ParamType::Int { min, max } => format!("{min}..{max}"),
+        ParamType::Bool => "true|false".to_string(),
+        ParamType::Enum { values } => values.join("|"),
+    };
+    format!("{}={ty}{}", p.name, if p.required { "" } else { "?" })
+}
+
+/// The system message: the format, every skill, one example.
+pub fn system_prompt(registry: &SkillRegistry) -> String {
+    let mut s = String::from(
+        "You plan for a mobile robot. Answer with one behavior tree in this format, nothing else:\n\
+node(arguments). Controls: sequence(a, b, ...) runs children in order until one fails; \
+fallback(a, b, ...) tries children until one succeeds. Decorators: force_success(a), inverter(a), \
+retry(num_attempts=N, a).\nActions:\n",
+    );
+    let mut conditions = String::new();
+    for spec in registry.iter() {
+        let params: Vec<String> = spec
+            .params
+            .iter()
+            .filter(|p| p.required || !matches!(p.ty, ParamType::Number { .. }))
+            .map(param_doc)
+            .collect();
+        let line = format!("- {}({}): {}\n", spec.name, params.join(", "), spec.description);
+        if spec.kind == SkillKind::Condition { conditions.push_str(&line) } else { s.push_str(&line) }
+    }
+    s.push_str("Conditions (succeed or fail at once):\n");
+    s.push_str(&conditions);
+    s.push_str(
+        "Use only the places, people and objects the user lists. If the goal cannot be done with these \
+skills, answer refuse(\"reason\").\nExample:\nGoal: greet bob in the office\n\
+Plan: sequence(navigate_to(target=office), fallback(has_seen(entity=bob), scan()), navigate_to(target=bob), say(text=\"Hello bob\"))\n",
+    );
+    s
+}
+
+/// Appends items (comma-separated) while the budget lasts.
+fn list(items: &[String], budget: &mut usize) -> String {
+    let mut out = Vec::new();
+    for it in items {
+        let cost = it.len() + 2;
+        if cost > *budget {
+            break;
+        }
+        *budget -= cost;
+        out.push(it.as_str());
+    }
+    if out.is_empty() { "none".into() } else { out.join(", ") }
+}
+
+/// The user message, fitted into `budget_chars` (about 4 characters a token): names first,
+/// then what is in view, then recent events as long as they fit.
+pub fn user_prompt(goal: &str, cx: &PlanContext, budget_chars: usize) -> String {
+    let mut budget = budget_chars.saturating_sub(goal.len() + 64);
+    let places = list(&cx.places, &mut budget);
+    let people = list(&cx.people, &mut budget);
+    let objects = list(&cx.objects, &mut budget);
+    let mut s = format!("Goal: {goal}\nPlaces: {places}\nPeople: {people}\nObjects: {objects}\n");
+    if !cx.in_view.is_empty() {
+        s.push_str(&format!("In view: {}\n", list(&cx.in_view, &mut budget)));
+    }
+    let mut events = Vec::new();
+    for e in &cx.recent_events {
+        if e.len() + 3 > budget {
+            break;
+        }
+        budget -= e.len() + 3;
+        events.push(format!("- {e}"));
+    }
+    if !events.is_empty() {
+        s.push_str("Recent events:\n");
+        s.push_str(&events.join("\n"));
+        s.push('\n');
+    }
+    s.push_str("Plan:");
+    s
+}
+
+/// The whole prompt for a goal.
+pub fn build(registry: &SkillRegistry, goal: &str, cx: &PlanContext, budget_chars: usize) -> ChatPrompt {
+    ChatPrompt { system: system_prompt(registry), user: user_prompt(goal, cx, budget_chars) }
+}
+
+/// The repair prompt after a plan failed its checks.
+pub fn repair(prompt: &ChatPrompt, previous: &str, error: &str) -> ChatPrompt {
+    ChatPrompt {
+        system: prompt.system.clone(),
+        user: format!(
+            "{}\n(Your previous plan `{previous}` was rejected: {error}. Write a corrected plan.)\nPlan:",
+            prompt.user.trim_end_matches("Plan:").trim_end()
+        ),
+    }
+}

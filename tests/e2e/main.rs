@@ -1,9 +1,16 @@
 //! End-to-end tests over the whole runtime: the `arbor` binary on the shipped scenario.
 //! One test binary (declared in agent/Cargo.toml so it can run the `arbor` executable).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod cli_errors;
+#[cfg(feature = "llm")]
+mod planner_llm;
 mod sim_runs;
 mod tree_cli;
 

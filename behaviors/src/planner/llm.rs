@@ -162,12 +162,11 @@ impl LlamaGenerator {
         }
         let mut sampler = LlamaSampler::chain_simple(chain);
         let mut out = Vec::new();
-        let mut n_pos = tokens.len() as i32;
         let mut generated = 0u32;
         let mut first_token_s = 0.0;
         let mut one = LlamaBatch::new(1, 1);
         let mut idx = batch.n_tokens() - 1;
-        for _ in 0..max_tokens {
+        for n_pos in (tokens.len() as i32..).take(max_tokens) {
             let token = sampler.sample(&ctx, idx);
             if generated == 0 {
                 first_token_s = started.elapsed().as_secs_f64();
@@ -179,7 +178,6 @@ impl LlamaGenerator {
             out.extend_from_slice(&vocab.token_to_piece(token, false, None));
             one.clear();
             one.add(token, n_pos, &[0], true).map_err(|e| PlanError::Generation(e.to_string()))?;
-            n_pos += 1;
             ctx.decode(&mut one).map_err(|e| PlanError::Generation(format!("decoding: {e}")))?;
             idx = 0;
         }

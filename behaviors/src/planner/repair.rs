@@ -72,6 +72,7 @@ pub struct PlanFigures {
     pub generated_tokens: u32,
     pub time_to_first_token_s: f64,
     pub generation_s: f64,
+    /// Generated tokens per second after the first token.
     pub tokens_per_s: f64,
     pub cache_hit: bool,
 }
@@ -254,6 +255,9 @@ impl<G: Generator> Planner<G> {
         let mut raw_outputs = Vec::new();
         let mut rejections = Vec::new();
         let mut figures = PlanFigures::default();
+        // Tokens/s counts the tokens after the first over the time after the first token
+        // (the first token's time is prompt processing, reported as time to first token).
+        let (mut decode_s, mut decoded) = (0.0f64, 0u32);
         for attempt in 1..=self.max_attempts.max(1) {
             let generation = self.generator.generate(&prompt, grammar, &req.sampling)?;
             figures.attempts = attempt;
@@ -263,6 +267,8 @@ impl<G: Generator> Planner<G> {
                 figures.time_to_first_token_s = generation.time_to_first_token_s;
             }
             figures.generation_s += generation.total_s;
+            decode_s += (generation.total_s - generation.time_to_first_token_s).max(0.0);
+            decoded += generation.generated_tokens.saturating_sub(1);
             let text = generation.text.trim().to_string();
             raw_outputs.push(text.clone());
             let verdict = format::parse(&text, &self.library, "plan", Some(&req.goal))
@@ -279,11 +285,7 @@ impl<G: Generator> Planner<G> {
                 });
             match verdict {
                 Ok(Ok(tree)) => {
-                    figures.tokens_per_s = if figures.generation_s > 0.0 {
-                        f64::from(figures.generated_tokens) / figures.generation_s
-                    } else {
-                        0.0
-                    };
+                    figures.tokens_per_s = if decode_s > 0.0 { f64::from(decoded) / decode_s } else { 0.0 };
                     return Ok(PlanOutcome {
                         tree,
                         plan_text: text,

@@ -43,6 +43,9 @@ pub struct Generation {
     /// Wall-clock figures (kept out of deterministic records).
     pub time_to_first_token_s: f64,
     pub total_s: f64,
+    /// Steps where the grammar had to overrule the model's own choice.
+    #[serde(default)]
+    pub grammar_steps: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -268,7 +271,12 @@ impl<G: Generator> Planner<G> {
             }
             figures.generation_s += generation.total_s;
             decode_s += (generation.total_s - generation.time_to_first_token_s).max(0.0);
-            decoded += generation.generated_tokens.saturating_sub(1);
+            // A generation that ended on its own also sampled the end-of-turn token.
+            decoded += if generation.generated_tokens < req.sampling.max_tokens {
+                generation.generated_tokens
+            } else {
+                generation.generated_tokens.saturating_sub(1)
+            };
             let text = generation.text.trim().to_string();
             raw_outputs.push(text.clone());
             let verdict = format::parse(&text, &self.library, "plan", Some(&req.goal))
@@ -338,7 +346,7 @@ mod tests {
             let i = self.calls.fetch_add(1, Ordering::SeqCst) as usize;
             std::thread::sleep(std::time::Duration::from_millis(20));
             let text = self.outputs.get(i).or(self.outputs.last()).copied().unwrap_or_default().to_string();
-            Ok(Generation { text, prompt_tokens: 10, generated_tokens: 5, time_to_first_token_s: 0.01, total_s: 0.02 })
+            Ok(Generation { text, prompt_tokens: 10, generated_tokens: 5, time_to_first_token_s: 0.01, total_s: 0.02, grammar_steps: 0 })
         }
     }
 

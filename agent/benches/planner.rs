@@ -6,7 +6,12 @@
 //! (llama.cpp itself is always built optimised, see .cargo/config.toml; `--profile dev` reuses
 //! the test build of llama.cpp instead of compiling it again).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, reason = "benchmark binary")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "benchmark binary: a model that does not load is a broken benchmark"
+)]
 
 use arbor_behaviors::planner::llm::{LlamaGenerator, default_model_path};
 use arbor_behaviors::planner::{Generation, PlanRequest, Planner, Sampling, prompt};
@@ -18,7 +23,8 @@ use std::path::Path;
 /// printed); one cut at `max_tokens` did not.
 fn decode_tps(g: &Generation, max_tokens: u32) -> f64 {
     let t = g.total_s - g.time_to_first_token_s;
-    let after_first = if g.generated_tokens < max_tokens { g.generated_tokens } else { g.generated_tokens.saturating_sub(1) };
+    let after_first =
+        if g.generated_tokens < max_tokens { g.generated_tokens } else { g.generated_tokens.saturating_sub(1) };
     if t > 0.0 { f64::from(after_first) / t } else { 0.0 }
 }
 
@@ -57,7 +63,11 @@ fn main() {
         last_plan = g.text.clone();
         prompt_tokens = p.prompt_tokens;
         // The whole planner (parse, check, semantic check); a new seed defeats the cache.
-        let req = PlanRequest { goal: goal.into(), context: cx.clone(), sampling: Sampling { seed: i as u32 + 1, ..sampling.clone() } };
+        let req = PlanRequest {
+            goal: goal.into(),
+            context: cx.clone(),
+            sampling: Sampling { seed: i as u32 + 1, ..sampling.clone() },
+        };
         if let Ok(out) = planner.plan(&req, &|_| Ok(())) {
             planned.push(out.figures.tokens_per_s);
         }

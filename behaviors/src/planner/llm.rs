@@ -156,7 +156,10 @@ impl LlamaGenerator {
         // sampler does the same): most tokens of a plan are the model's own first choice, and
         // masking ~50k candidates every step was a third of the generation time.
         let mut grammar_sampler = match grammar {
-            Some(g) => Some(LlamaSampler::grammar(&self.model, g, "root").map_err(|e| PlanError::Generation(format!("grammar: {e}")))?),
+            Some(g) => Some(
+                LlamaSampler::grammar(&self.model, g, "root")
+                    .map_err(|e| PlanError::Generation(format!("grammar: {e}")))?,
+            ),
             None => None,
         };
         let mut pick = if sampling.temperature <= 0.0 {
@@ -171,7 +174,10 @@ impl LlamaGenerator {
         };
         let candidates = |ctx: &llama_cpp_2::context::LlamaContext<'_>, idx: i32| {
             LlamaTokenDataArray::from_iter(
-                ctx.get_logits_ith(idx).iter().enumerate().map(|(i, l)| LlamaTokenData::new(LlamaToken(i as i32), *l, 0.0)),
+                ctx.get_logits_ith(idx)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| LlamaTokenData::new(LlamaToken(i as i32), *l, 0.0)),
                 false,
             )
         };
@@ -197,7 +203,9 @@ impl LlamaGenerator {
                     let k = TOP_CANDIDATES.min(order.len().saturating_sub(1));
                     order.select_nth_unstable_by(k, |a, b| logits[*b as usize].total_cmp(&logits[*a as usize]));
                     let mut top = LlamaTokenDataArray::from_iter(
-                        order[..=k].iter().map(|i| LlamaTokenData::new(LlamaToken(*i as i32), logits[*i as usize], 0.0)),
+                        order[..=k]
+                            .iter()
+                            .map(|i| LlamaTokenData::new(LlamaToken(*i as i32), logits[*i as usize], 0.0)),
                         false,
                     );
                     top.apply_sampler(g);
@@ -210,7 +218,9 @@ impl LlamaGenerator {
                         all
                     };
                     pool.apply_sampler(&mut pick);
-                    token = pool.selected_token().ok_or_else(|| PlanError::Generation("the grammar allows no token here".into()))?;
+                    token = pool
+                        .selected_token()
+                        .ok_or_else(|| PlanError::Generation("the grammar allows no token here".into()))?;
                 }
                 g.accept(token);
             }

@@ -346,7 +346,14 @@ mod tests {
             let i = self.calls.fetch_add(1, Ordering::SeqCst) as usize;
             std::thread::sleep(std::time::Duration::from_millis(20));
             let text = self.outputs.get(i).or(self.outputs.last()).copied().unwrap_or_default().to_string();
-            Ok(Generation { text, prompt_tokens: 10, generated_tokens: 5, time_to_first_token_s: 0.01, total_s: 0.02, grammar_steps: 0 })
+            Ok(Generation {
+                text,
+                prompt_tokens: 10,
+                generated_tokens: 5,
+                time_to_first_token_s: 0.01,
+                total_s: 0.02,
+                grammar_steps: 0,
+            })
         }
     }
 

@@ -890,67 +890,45 @@ impl Ticker<'_, '_> {
         let len = self.t.len[i];
         let t = self.t;
         match &t.kind[i] {
-            Kind::Sequence | Kind::SequenceWithMemory => {
-                let memory = matches!(self.t.kind[i], Kind::SequenceWithMemory);
+            Kind::Sequence | Kind::SequenceWithMemory | Kind::Fallback => {
+                // A Fallback is a Sequence with success and failure swapped.
+                let memory = matches!(t.kind[i], Kind::SequenceWithMemory);
+                let (pass, stop) =
+                    if matches!(t.kind[i], Kind::Fallback) { (Failure, Success) } else { (Success, Failure) };
                 if !self.s.nodes[i].status.is_active() {
                     self.s.nodes[i].n_skip = 0;
                 }
                 self.set_status(i, Running);
                 while self.s.nodes[i].idx < len {
                     let c = self.child(i, self.s.nodes[i].idx);
-                    match self.exec(c) {
-                        Running => return Running,
-                        Failure => {
-                            if memory {
-                                for k in self.s.nodes[i].idx..len {
-                                    let c = self.child(i, k);
-                                    self.halt_child(c);
-                                }
-                            } else {
-                                self.reset_children(i);
-                                self.s.nodes[i].idx = 0;
+                    let s = self.exec(c);
+                    if s == pass {
+                        self.s.nodes[i].idx += 1;
+                    } else if s == stop {
+                        if memory {
+                            // SequenceWithMemory keeps its place: the next run resumes here.
+                            for k in self.s.nodes[i].idx..len {
+                                let c = self.child(i, k);
+                                self.halt_child(c);
                             }
-                            return Failure;
-                        }
-                        Success => self.s.nodes[i].idx += 1,
-                        Skipped => {
-                            self.s.nodes[i].idx += 1;
-                            self.s.nodes[i].n_skip += 1;
-                        }
-                        Idle => return self.idle_child(i),
-                    }
-                }
-                let all_skipped = self.s.nodes[i].n_skip == len;
-                self.reset_children(i);
-                self.s.nodes[i].idx = 0;
-                if all_skipped { Skipped } else { Success }
-            }
-            Kind::Fallback => {
-                if !self.s.nodes[i].status.is_active() {
-                    self.s.nodes[i].n_skip = 0;
-                }
-                self.set_status(i, Running);
-                while self.s.nodes[i].idx < len {
-                    let c = self.child(i, self.s.nodes[i].idx);
-                    match self.exec(c) {
-                        Running => return Running,
-                        Success => {
+                        } else {
                             self.reset_children(i);
                             self.s.nodes[i].idx = 0;
-                            return Success;
                         }
-                        Failure => self.s.nodes[i].idx += 1,
-                        Skipped => {
-                            self.s.nodes[i].idx += 1;
-                            self.s.nodes[i].n_skip += 1;
-                        }
-                        Idle => return self.idle_child(i),
+                        return stop;
+                    } else if s == Skipped {
+                        self.s.nodes[i].idx += 1;
+                        self.s.nodes[i].n_skip += 1;
+                    } else if s == Running {
+                        return Running;
+                    } else {
+                        return self.idle_child(i);
                     }
                 }
                 let all_skipped = self.s.nodes[i].n_skip == len;
                 self.reset_children(i);
                 self.s.nodes[i].idx = 0;
-                if all_skipped { Skipped } else { Failure }
+                if all_skipped { Skipped } else { pass }
             }
             Kind::ReactiveSequence | Kind::ReactiveFallback => {
                 let seq = matches!(self.t.kind[i], Kind::ReactiveSequence);

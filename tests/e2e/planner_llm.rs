@@ -8,7 +8,8 @@ use arbor_behaviors::planner::{PlanError, PlanRequest, Planner, Sampling};
 use arbor_sim::Scenario;
 
 fn planner() -> Planner<LlamaGenerator> {
-    let generator = LlamaGenerator::load(&default_model_path(), 2).unwrap_or_else(|e| panic!("{e}"));
+    // One thread each: the test harness runs these tests side by side on a 2-core machine.
+    let generator = LlamaGenerator::load(&default_model_path(), 1).unwrap_or_else(|e| panic!("{e}"));
     Planner::new(generator, arbor_sim::registry())
 }
 

@@ -202,10 +202,17 @@ impl LlamaGenerator {
                     let mut order: Vec<u32> = (0..logits.len() as u32).collect();
                     let k = TOP_CANDIDATES.min(order.len().saturating_sub(1));
                     order.select_nth_unstable_by(k, |a, b| logits[*b as usize].total_cmp(&logits[*a as usize]));
+                    // End-of-turn tokens join them: when the plan is complete the grammar allows
+                    // nothing else, and the model rarely ranks them high.
+                    let eog = [vocab.eos(), vocab.eot()]
+                        .into_iter()
+                        .filter(|t| t.0 >= 0 && (t.0 as usize) < logits.len() && !order[..=k].contains(&(t.0 as u32)));
                     let mut top = LlamaTokenDataArray::from_iter(
                         order[..=k]
                             .iter()
-                            .map(|i| LlamaTokenData::new(LlamaToken(*i as i32), logits[*i as usize], 0.0)),
+                            .map(|i| LlamaToken(*i as i32))
+                            .chain(eog)
+                            .map(|t| LlamaTokenData::new(t, logits[t.0 as usize], 0.0)),
                         false,
                     );
                     top.apply_sampler(g);

@@ -2,10 +2,11 @@
 //! allocation test: (a) a root Sequence over 10 Sequences of 100 synchronous actions,
 //! (b) a ReactiveSequence of a condition and an action that stays RUNNING.
 
+use crate::NodeLibrary;
 use crate::robot::{Robot, SkillCall, SkillStatus};
 use crate::skill::{SkillRegistry, SkillSpec};
 use crate::tree::{Node, Tree};
-use crate::{NodeLibrary, WorkingMemoryRef};
+use arbor_memory::WorkingMemory as WorkingMemoryRef;
 
 /// A robot whose `noop` action succeeds at once, `busy` action stays running and
 /// `ready` condition holds: no allocation per call.

@@ -34,9 +34,6 @@ pub use skill::{ParamSpec, ParamType, SkillKind, SkillRegistry, SkillSpec, Vocab
 pub use tree::{CheckedTree, Node, Tree, TreeError};
 pub use value::{Params, Value};
 
-/// Working memory as skills and conditions see it.
-pub use arbor_memory::WorkingMemory as WorkingMemoryRef;
-
 use std::path::Path;
 
 /// Loads a tree file by its extension: `.xml` (BehaviorTree.CPP), otherwise arbor YAML.

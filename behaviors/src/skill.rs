@@ -2,7 +2,7 @@
 //! Trees are checked against it before the first tick; the planner's grammar is generated
 //! from it.
 
-use crate::value::{Params, Value};
+use crate::value::Value;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -133,10 +133,6 @@ impl Vocabulary {
 /// A problem with one parameter of one skill call.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParamError {
-    #[error("unknown parameter '{param}' (skill '{skill}' takes: {expected})")]
-    Unknown { skill: String, param: String, expected: String },
-    #[error("missing required parameter '{param}' ({ty})")]
-    Missing { param: String, ty: String },
     #[error("port '{param}' must be {ty}, got {got}")]
     WrongType { param: String, ty: String, got: String },
     #[error("port '{param}': unknown {what} '{name}' (known: {known})")]
@@ -179,44 +175,6 @@ impl SkillRegistry {
     pub fn is_empty(&self) -> bool {
         self.skills.is_empty()
     }
-
-    /// Checks `params` against the skill's declaration and fills in defaults.
-    /// Returns the completed parameter set.
-    pub fn check_params(
-        &self,
-        spec: &SkillSpec,
-        params: &Params,
-        vocab: Option<&Vocabulary>,
-    ) -> Result<Params, ParamError> {
-        for key in params.keys() {
-            if spec.param(key).is_none() {
-                let expected = if spec.params.is_empty() {
-                    "no parameters".to_string()
-                } else {
-                    spec.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
-                };
-                return Err(ParamError::Unknown { skill: spec.name.clone(), param: key.clone(), expected });
-            }
-        }
-        let mut out = Params::new();
-        for p in &spec.params {
-            match params.get(&p.name) {
-                Some(v) => {
-                    check_value(p, v, vocab)?;
-                    out.insert(p.name.clone(), v.clone());
-                }
-                None if p.required => {
-                    return Err(ParamError::Missing { param: p.name.clone(), ty: p.ty.to_string() });
-                }
-                None => {
-                    if let Some(d) = &p.default {
-                        out.insert(p.name.clone(), d.clone());
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// Reads a literal written as text (an XML attribute, a YAML scalar) as a value of type `ty`.
@@ -236,10 +194,6 @@ pub fn parse_text(ty: &ParamType, text: &str) -> Value {
 
 /// Checks one literal value against a parameter declaration (type, range, known names).
 pub fn check_param_value(p: &ParamSpec, v: &Value, vocab: Option<&Vocabulary>) -> Result<(), ParamError> {
-    check_value(p, v, vocab)
-}
-
-fn check_value(p: &ParamSpec, v: &Value, vocab: Option<&Vocabulary>) -> Result<(), ParamError> {
     let wrong = || ParamError::WrongType { param: p.name.clone(), ty: p.ty.to_string(), got: v.to_string() };
     let unknown = |what: &'static str, name: &str, known: Vec<&String>| ParamError::UnknownName {
         param: p.name.clone(),
@@ -281,52 +235,23 @@ fn check_value(p: &ParamSpec, v: &Value, vocab: Option<&Vocabulary>) -> Result<(
 mod tests {
     use super::*;
 
-    fn registry() -> SkillRegistry {
-        let mut r = SkillRegistry::new();
-        r.register(SkillSpec::action(
-            "navigate_to",
-            "drive to a place or entity",
-            vec![
-                ParamSpec::required("target", ParamType::Target, "where to go"),
-                ParamSpec::with_default("speed", ParamType::Number { min: 0.1, max: 1.5 }, Value::Number(0.8), "m/s"),
-            ],
-        ));
-        r
-    }
-
-    fn params(pairs: &[(&str, Value)]) -> Params {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
-    }
-
     #[test]
-    fn fills_defaults_and_rejects_bad_params() {
-        let r = registry();
-        let spec = r.get("navigate_to").unwrap();
+    fn values_are_checked_against_type_range_and_known_names() {
+        let target = ParamSpec::required("target", ParamType::Target, "where to go");
+        let speed =
+            ParamSpec::with_default("speed", ParamType::Number { min: 0.1, max: 1.5 }, Value::Number(0.8), "m/s");
+        let count = ParamSpec::required("count", ParamType::Int { min: 1.0, max: 5.0 }, "");
         let vocab = Vocabulary { places: vec!["kitchen".into()], entities: vec!["alice".into()] };
-        let ok = r.check_params(spec, &params(&[("target", Value::Text("alice".into()))]), Some(&vocab)).unwrap();
-        assert_eq!(ok.get("speed"), Some(&Value::Number(0.8)));
-
-        let e = r.check_params(spec, &Params::new(), None).unwrap_err();
-        assert!(matches!(e, ParamError::Missing { .. }), "{e}");
-        let e = r.check_params(spec, &params(&[("target", Value::Number(3.0))]), None).unwrap_err();
+        assert!(check_param_value(&target, &Value::Text("alice".into()), Some(&vocab)).is_ok());
+        assert!(check_param_value(&target, &Value::Text("anything".into()), None).is_ok());
+        let e = check_param_value(&target, &Value::Number(3.0), None).unwrap_err();
         assert!(e.to_string().contains("must be place or entity name"), "{e}");
-        let e = r.check_params(spec, &params(&[("target", Value::Text("garage".into()))]), Some(&vocab)).unwrap_err();
+        let e = check_param_value(&target, &Value::Text("garage".into()), Some(&vocab)).unwrap_err();
         assert!(e.to_string().contains("unknown place or entity 'garage'"), "{e}");
-        let e = r
-            .check_params(
-                spec,
-                &params(&[("target", Value::Text("kitchen".into())), ("speed", Value::Number(9.0))]),
-                None,
-            )
-            .unwrap_err();
+        let e = check_param_value(&speed, &Value::Number(9.0), None).unwrap_err();
         assert!(e.to_string().contains("number in [0.1, 1.5]"), "{e}");
-        let e = r
-            .check_params(
-                spec,
-                &params(&[("target", Value::Text("kitchen".into())), ("sped", Value::Number(1.0))]),
-                None,
-            )
-            .unwrap_err();
-        assert!(e.to_string().contains("unknown parameter 'sped'"), "{e}");
+        assert!(check_param_value(&count, &Value::Number(2.5), None).is_err());
+        assert_eq!(parse_text(&ParamType::Bool, "True"), Value::Bool(true));
+        assert_eq!(parse_text(&ParamType::Int { min: 0.0, max: 9.0 }, " 7 "), Value::Number(7.0));
     }
 }

@@ -1,11 +1,9 @@
 //! What the planner gets from a scenario: the names the robot knows (its prior map and the
 //! people it was told about) and a semantic check (every place a plan drives to is reachable).
 
-use crate::nav::Grid;
 use crate::scenario::Scenario;
 use arbor_behaviors::planner::PlanContext;
 use arbor_behaviors::tree::{Node, Tree};
-use arbor_perception::Point2;
 
 /// Places, people and objects named in the scenario: what the robot's memory holds at start.
 pub fn context(s: &Scenario) -> PlanContext {
@@ -20,14 +18,9 @@ pub fn context(s: &Scenario) -> PlanContext {
 
 /// A check that every `navigate_to` place in a tree can be reached from the robot's start.
 pub fn reachability(s: &Scenario) -> impl Fn(&Tree) -> Result<(), String> + Sync + use<> {
-    let start = s.robot_pose().position();
-    let walls: Vec<crate::nav::Wall> = s
-        .map
-        .walls
-        .iter()
-        .map(|w| crate::nav::Wall { a: Point2::new(w[0][0], w[0][1]), b: Point2::new(w[1][0], w[1][1]) })
-        .collect();
-    let grid = Grid::new(s.map.size, s.map.resolution, &walls, s.robot.radius + 0.05);
+    // The world's own occupancy grid: the same one navigate_to plans on.
+    let world = crate::World::new(s, 0);
+    let start = world.robot_pose().position();
     let places = s.places();
     move |tree: &Tree| {
         fn walk(n: &Node, out: &mut Vec<String>) {
@@ -42,7 +35,7 @@ pub fn reachability(s: &Scenario) -> impl Fn(&Tree) -> Result<(), String> + Sync
         tree.trees.iter().for_each(|t| walk(&t.root, &mut targets));
         for t in targets {
             if let Some((_, p)) = places.iter().find(|(n, _)| *n == t)
-                && grid.plan(start, *p).is_none()
+                && !world.can_reach(start, *p)
             {
                 return Err(format!("place '{t}' cannot be reached from the robot's start"));
             }

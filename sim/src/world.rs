@@ -233,6 +233,11 @@ impl World {
         &self.photos
     }
 
+    /// Whether the robot could drive from `from` to `to` (the planner navigate_to uses).
+    pub fn can_reach(&self, from: Point2, to: Point2) -> bool {
+        self.grid.plan(from, to).is_some()
+    }
+
     /// Distance the robot drove so far, metres.
     pub fn odometry(&self) -> f64 {
         self.robot.odometry

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 mod plan;
+mod replay_cmd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -69,6 +70,25 @@ enum Command {
     },
     /// List the skills a tree can use against the simulator, with their parameters.
     Skills,
+    /// Re-execute a run's recording (run directory or .mcap) and check every transition.
+    /// Exit 0 when identical, 1 with the first divergence, 2 when the recording is unusable.
+    Replay {
+        /// Run directory (its run.mcap) or an .mcap file.
+        run: PathBuf,
+        /// Run this tree against the recorded world instead of the recorded tree.
+        #[arg(long)]
+        tree: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a run's recording as a BehaviorTree.CPP FileLogger2 log (.btlog) for Groot2.
+    Btlog {
+        /// Run directory (its run.mcap) or an .mcap file.
+        run: PathBuf,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,6 +150,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             print!("{}", if mermaid { export::to_mermaid(&tree) } else { export::to_dot(&tree) });
             Ok(ExitCode::SUCCESS)
         }
+        Command::Replay { run, tree, json } => replay_cmd::replay(&run, tree.as_deref(), json),
+        Command::Btlog { run, output } => replay_cmd::btlog(&run, &output),
         Command::Skills => {
             for s in arbor_sim::registry().iter() {
                 let kind = if s.kind == SkillKind::Action { "action" } else { "condition" };

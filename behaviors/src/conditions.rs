@@ -36,6 +36,14 @@ pub fn register(reg: &mut SkillRegistry) {
     ));
 }
 
+/// The conditions [`evaluate`] answers from working memory alone.
+pub const MEMORY_CONDITIONS: [&str; 3] = ["in_view", "is_attending", "has_seen"];
+
+/// Whether a condition is answered from working memory alone (so replay can re-evaluate it).
+pub fn is_memory_condition(skill: &str) -> bool {
+    MEMORY_CONDITIONS.contains(&skill)
+}
+
 /// Answers a memory-backed condition.
 pub fn evaluate(call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
     let entity = call.text("entity").unwrap_or_default();

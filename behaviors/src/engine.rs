@@ -1343,7 +1343,11 @@ impl Ticker<'_, '_> {
                 let leaf = &self.t.skills[s];
                 let params = params.as_ref().unwrap_or(&leaf.params);
                 let call = SkillCall { id: 0, node: self.t.path(i), skill: self.t.id(i), params };
-                match self.cx.robot.check(&call, self.cx.memory) {
+                let answer = self.cx.robot.check(&call, self.cx.memory);
+                if self.cx.trace {
+                    self.cx.sink.check(self.cx.tick, self.cx.now, i as NodeIdx, params, &answer);
+                }
+                match answer {
                     SkillStatus::Success(_) => Success,
                     SkillStatus::Failure(_) => Failure,
                     SkillStatus::Running => {

@@ -20,6 +20,8 @@ pub trait TickSink {
     fn skill_started(&mut self, _tick: u64, _t: SimTime, _call: CallId, _node: NodeIdx, _params: &Params) {}
     fn skill_finished(&mut self, _tick: u64, _t: SimTime, _call: CallId, _node: NodeIdx, _status: &SkillStatus) {}
     fn skill_halted(&mut self, _tick: u64, _t: SimTime, _call: CallId, _node: NodeIdx) {}
+    /// A condition was answered (by the robot or from memory) within the tick.
+    fn check(&mut self, _tick: u64, _t: SimTime, _node: NodeIdx, _params: &Params, _answer: &SkillStatus) {}
     /// A runtime problem at a node (a script error, a missing blackboard key): the node fails.
     fn error(&mut self, _tick: u64, _t: SimTime, _node: NodeIdx, _message: &str) {}
 }
@@ -44,6 +46,8 @@ pub enum TickEvent {
     SkillFinished { call: CallId, node: String, skill: String, success: bool, detail: String },
     /// A running skill call was cancelled because the tree stopped ticking it.
     SkillHalted { call: CallId, node: String, skill: String },
+    /// A condition was answered.
+    Check { node: String, skill: String, params: Params, success: bool, detail: String },
     /// A runtime error at a node.
     Error { node: String, message: String },
 }
@@ -109,11 +113,7 @@ impl<O: RecordOut> TickSink for Recorder<O> {
         self.out.put(TickRecord { tick, t_us: t.micros(), event });
     }
     fn skill_finished(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx, status: &SkillStatus) {
-        let (success, detail) = match status {
-            SkillStatus::Success(d) => (true, d.clone()),
-            SkillStatus::Failure(d) => (false, d.clone()),
-            SkillStatus::Running => (false, String::new()),
-        };
+        let (success, detail) = verdict(status);
         let event = TickEvent::SkillFinished {
             call,
             node: self.resolver.path(node),
@@ -127,9 +127,29 @@ impl<O: RecordOut> TickSink for Recorder<O> {
         let event = TickEvent::SkillHalted { call, node: self.resolver.path(node), skill: self.resolver.skill(node) };
         self.out.put(TickRecord { tick, t_us: t.micros(), event });
     }
+    fn check(&mut self, tick: u64, t: SimTime, node: NodeIdx, params: &Params, answer: &SkillStatus) {
+        let (success, detail) = verdict(answer);
+        let event = TickEvent::Check {
+            node: self.resolver.path(node),
+            skill: self.resolver.skill(node),
+            params: params.clone(),
+            success,
+            detail,
+        };
+        self.out.put(TickRecord { tick, t_us: t.micros(), event });
+    }
     fn error(&mut self, tick: u64, t: SimTime, node: NodeIdx, message: &str) {
         let event = TickEvent::Error { node: self.resolver.path(node), message: message.to_string() };
         self.out.put(TickRecord { tick, t_us: t.micros(), event });
+    }
+}
+
+/// (success, detail) of a finished call or an answered condition.
+pub fn verdict(status: &SkillStatus) -> (bool, String) {
+    match status {
+        SkillStatus::Success(d) => (true, d.clone()),
+        SkillStatus::Failure(d) => (false, d.clone()),
+        SkillStatus::Running => (false, String::new()),
     }
 }
 

@@ -350,6 +350,16 @@ fn escape(s: &str) -> String {
 
 /// Writes BT.CPP v4 XML (`BTCPP_format="4"`), which Groot2 and Nav2 read.
 pub fn to_xml(tree: &Tree) -> String {
+    to_xml_inner(tree, false)
+}
+
+/// As [`to_xml`], with the `_uid` attribute BT.CPP's loggers give every node (1, 2, ... in
+/// depth-first order through the main tree), which Groot2 uses to map log transitions onto nodes.
+pub fn to_xml_with_uids(tree: &Tree) -> String {
+    to_xml_inner(tree, true)
+}
+
+fn to_xml_inner(tree: &Tree, uids: bool) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<root BTCPP_format=\"4\"");
     if let Some(m) = &tree.main_tree {
         out.push_str(&format!(" main_tree_to_execute=\"{}\"", escape(m)));
@@ -360,7 +370,9 @@ pub fn to_xml(tree: &Tree) -> String {
             Some(id) => out.push_str(&format!("  <BehaviorTree ID=\"{}\">\n", escape(id))),
             None => out.push_str("  <BehaviorTree>\n"),
         }
-        write_node(&t.root, 2, &mut out);
+        let main = tree.main().is_some_and(|m| std::ptr::eq(m, t));
+        let mut uid = if uids && main { Some(1) } else { None };
+        write_node(&t.root, 2, &mut out, &mut uid);
         out.push_str("  </BehaviorTree>\n");
     }
     if !tree.models.is_empty() {
@@ -391,9 +403,13 @@ pub fn to_xml(tree: &Tree) -> String {
     out
 }
 
-fn write_node(node: &Node, depth: usize, out: &mut String) {
+fn write_node(node: &Node, depth: usize, out: &mut String, uid: &mut Option<u32>) {
     let pad = "  ".repeat(depth);
     out.push_str(&format!("{pad}<{}", node.id));
+    if let Some(u) = uid {
+        out.push_str(&format!(" _uid=\"{u}\""));
+        *u += 1;
+    }
     if let Some(n) = &node.name {
         out.push_str(&format!(" name=\"{}\"", escape(n)));
     }
@@ -405,7 +421,7 @@ fn write_node(node: &Node, depth: usize, out: &mut String) {
     } else {
         out.push_str(">\n");
         for c in &node.children {
-            write_node(c, depth + 1, out);
+            write_node(c, depth + 1, out, uid);
         }
         out.push_str(&format!("{pad}</{}>\n", node.id));
     }

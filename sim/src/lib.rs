@@ -10,6 +10,7 @@
 
 pub mod nav;
 pub mod planning;
+pub mod replay;
 pub mod runner;
 pub mod scenario;
 pub mod world;

@@ -11,6 +11,7 @@
 //! | `outcome.json` | outcome, criteria, counts, photos |
 //! | `dataset.jsonl` | one fine-tuning line: goal + context -> tree, with the outcome |
 //! | `memory.sqlite` | the episodic memory database |
+//! | `run.mcap` | all of the above in one MCAP recording (see `arbor_behaviors::recording`): what `arbor replay` reads |
 //!
 //! Everything except `memory.sqlite` is a deterministic function of (scenario, tree, seed).
 //! Wall-clock figures are not written here: the caller keeps them apart.
@@ -19,7 +20,11 @@ use crate::scenario::Scenario;
 use crate::world::{CriterionResult, Photo, World};
 use arbor_behaviors::dataset::{self, DatasetLine, LineMetadata};
 use arbor_behaviors::planner::{PlanRecord, format as plan_format, prompt as plan_prompt};
-use arbor_behaviors::record::{JsonlSink, Recorder, TickSink};
+use arbor_behaviors::record::{JsonlSink, RecordOut, Recorder, TickEvent, TickRecord, TickSink};
+use arbor_behaviors::recording::{
+    EntitiesMsg, HaltMsg, MemoryEventMsg, ObservationsMsg, Phase, RecordingError, RecordingWriter, RunHeader, Topic,
+    TreeMsg,
+};
 use arbor_behaviors::robot::SkillStatus;
 use arbor_behaviors::{BuildError, CallId, Executor, NodeIdx, NodeLibrary, NodeStatus, Params, Tree, TreeError, yaml};
 use arbor_memory::{EpisodicStore, Event, EventKind, MemoryError, WorkingMemory};
@@ -38,6 +43,8 @@ pub enum RunError {
     Build(#[from] BuildError),
     #[error(transparent)]
     Memory(#[from] MemoryError),
+    #[error(transparent)]
+    Recording(#[from] RecordingError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -107,9 +114,23 @@ pub struct RunSummary {
     pub events: u64,
 }
 
-/// Forwards tick events to the JSONL file and keeps skill calls for memory and counts.
+/// Each engine record goes to `ticks.jsonl` and to the recording.
+struct Tee {
+    jsonl: JsonlSink<BufWriter<File>>,
+    mcap: RecordingWriter,
+}
+
+impl RecordOut for Tee {
+    fn put(&mut self, record: TickRecord) {
+        let topic = if matches!(record.event, TickEvent::Transition { .. }) { Topic::Transitions } else { Topic::Skills };
+        self.mcap.put(topic, record.t_us, &record);
+        self.jsonl.put(record);
+    }
+}
+
+/// Forwards tick events to the files and keeps skill calls for memory and counts.
 struct RunSink {
-    rec: Recorder<JsonlSink<BufWriter<File>>>,
+    rec: Recorder<Tee>,
     calls: BTreeMap<String, u64>,
     memory_events: Vec<Event>,
 }
@@ -142,6 +163,9 @@ impl TickSink for RunSink {
     }
     fn skill_halted(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx) {
         self.rec.skill_halted(tick, t, call, node);
+    }
+    fn check(&mut self, tick: u64, t: SimTime, node: NodeIdx, params: &Params, answer: &SkillStatus) {
+        self.rec.check(tick, t, node, params, answer);
     }
     fn error(&mut self, tick: u64, t: SimTime, node: NodeIdx, message: &str) {
         self.rec.error(tick, t, node, message);
@@ -188,8 +212,30 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
     let ticks_path = out.join("ticks.jsonl");
     let obs_path = out.join("observations.jsonl");
     let events_path = out.join("events.jsonl");
+    let nodes = executor.nodes();
+    let goal = cfg.tree.goal.clone().unwrap_or_else(|| scenario.goal.clone());
+    // Chunks go to disk every simulated second: a killed run loses at most that.
+    let mut mcap = RecordingWriter::create(&out.join("run.mcap"), scenario.tick_hz.ceil().max(1.0) as u64)?;
+    mcap.put(
+        Topic::Run,
+        0,
+        &RunHeader {
+            format: arbor_behaviors::recording::FORMAT_VERSION,
+            scenario: scenario.name.clone(),
+            goal: goal.clone(),
+            seed: cfg.seed,
+            tick_hz: scenario.tick_hz,
+            tree_source: cfg.tree_source.clone(),
+            tree_author: cfg.tree_author.clone(),
+            scenario_yaml: cfg.scenario_text.clone(),
+        },
+    );
+    mcap.put(Topic::Tree, 0, &TreeMsg { name: checked.tree().name.clone(), yaml: tree_yaml.clone(), nodes: nodes.clone() });
+    if let Some(plan) = &cfg.plan {
+        mcap.put(Topic::Planner, 0, plan);
+    }
     let mut sink = RunSink {
-        rec: Recorder::new(&executor.nodes(), JsonlSink::new(create(&ticks_path)?)),
+        rec: Recorder::new(&nodes, Tee { jsonl: JsonlSink::new(create(&ticks_path)?), mcap }),
         calls: BTreeMap::new(),
         memory_events: Vec::new(),
     };
@@ -198,27 +244,43 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
 
     let mut world = World::new(scenario, cfg.seed);
     let mut memory = WorkingMemory::default();
-    let goal = cfg.tree.goal.clone().unwrap_or_else(|| scenario.goal.clone());
     memory.set_goal(goal.clone());
 
-    let remember = |ev: Event, memory: &mut WorkingMemory, episodic: &mut EpisodicStore, out: &mut JsonlSink<_>| {
+    let remember = |ev: Event,
+                    (tick, phase): (u64, Phase),
+                    memory: &mut WorkingMemory,
+                    episodic: &mut EpisodicStore,
+                    out: &mut JsonlSink<_>,
+                    mcap: &mut RecordingWriter| {
         out.write_line(&ev);
-        memory.push_event(ev.clone());
-        episodic.append(ev)
+        let msg = MemoryEventMsg { tick, t_us: ev.t.micros(), phase, event: ev };
+        mcap.put(Topic::MemoryEvents, msg.t_us, &msg);
+        memory.push_event(msg.event.clone());
+        episodic.append(msg.event)
     };
     let mut n_events = 0u64;
-    remember(Event::new(SimTime::ZERO, EventKind::GoalSet, goal.clone()), &mut memory, &mut episodic, &mut events_out)?;
+    remember(
+        Event::new(SimTime::ZERO, EventKind::GoalSet, goal.clone()),
+        (0, Phase::Perceive),
+        &mut memory,
+        &mut episodic,
+        &mut events_out,
+        &mut sink.rec.out.mcap,
+    )?;
     n_events += 1;
 
     let dt = 1.0 / scenario.tick_hz;
     let max_ticks = (scenario.time_limit_s * scenario.tick_hz).ceil() as u64;
     let mut status = NodeStatus::Idle;
-    for _ in 0..max_ticks {
+    for tick in 1..=max_ticks {
         world.step(dt);
         let now = world.now();
         // Perceive.
         let observations = world.observe(now);
         obs_out.write_line(&serde_json::json!({ "t_us": now.micros(), "observations": observations }));
+        let obs_msg = ObservationsMsg { tick, t_us: now.micros(), observations };
+        sink.rec.out.mcap.put(Topic::Observations, now.micros(), &obs_msg);
+        let observations = obs_msg.observations;
         // Remember.
         let changes = memory.update(now, &observations);
         for (ids, kind, verb) in [
@@ -230,26 +292,36 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
                 if let Some(room) = memory.entity(id.as_str()).and_then(|e| world.room_at(e.position)) {
                     ev = ev.with_place(room);
                 }
-                remember(ev, &mut memory, &mut episodic, &mut events_out)?;
+                remember(ev, (tick, Phase::Perceive), &mut memory, &mut episodic, &mut events_out, &mut sink.rec.out.mcap)?;
                 n_events += 1;
             }
         }
+        let entities = EntitiesMsg { tick, t_us: now.micros(), entities: memory.entities().cloned().collect() };
+        sink.rec.out.mcap.put(Topic::Entities, now.micros(), &entities);
         // Decide and act.
         status = executor.tick(now, &mut world, &memory, &mut sink);
         // Record what the skills and the world reported.
         let mut evs = std::mem::take(&mut sink.memory_events);
         evs.extend(world.drain_events());
         for ev in evs {
-            remember(ev, &mut memory, &mut episodic, &mut events_out)?;
+            remember(ev, (tick, Phase::Act), &mut memory, &mut episodic, &mut events_out, &mut sink.rec.out.mcap)?;
             n_events += 1;
         }
+        sink.rec.out.mcap.end_tick();
         if status.is_done() {
             break;
         }
     }
     let timed_out = !status.is_done();
     if timed_out {
-        executor.halt(world.now(), &mut world, &memory, &mut sink);
+        let now = world.now();
+        let halt = HaltMsg {
+            tick: executor.stats().ticks,
+            t_us: now.micros(),
+            reason: format!("time limit of {} s reached", scenario.time_limit_s),
+        };
+        sink.rec.out.mcap.put(Topic::Halt, now.micros(), &halt);
+        executor.halt(now, &mut world, &memory, &mut sink);
     }
     let criteria = world.evaluate();
     let all_passed = criteria.iter().all(|c| c.passed);
@@ -261,9 +333,11 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
     let now = world.now();
     remember(
         Event::new(now, EventKind::RunFinished, format!("run finished: {outcome}")),
+        (executor.stats().ticks, Phase::Act),
         &mut memory,
         &mut episodic,
         &mut events_out,
+        &mut sink.rec.out.mcap,
     )?;
     n_events += 1;
     episodic.flush()?;
@@ -284,7 +358,10 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
         photos: world.photos().to_vec(),
         events: n_events,
     };
-    finish_jsonl(sink.rec.out, &ticks_path)?;
+    let Tee { jsonl, mut mcap } = sink.rec.out;
+    mcap.put(Topic::Outcome, now.micros(), &summary);
+    mcap.finish()?;
+    finish_jsonl(jsonl, &ticks_path)?;
     finish_jsonl(obs_out, &obs_path)?;
     finish_jsonl(events_out, &events_path)?;
     let mut outcome_json = serde_json::to_string_pretty(&summary)

@@ -104,7 +104,8 @@ pub struct Btlog {
 /// Parses `.btlog` bytes (for checks and tools); errors name the byte offset.
 pub fn parse_btlog(bytes: &[u8], source_name: &str) -> Result<Btlog, BtlogError> {
     let err = |message: String| BtlogError { source_name: source_name.to_string(), message };
-    let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| err("not a FileLogger2 log (no BTCPP4-FileLogger2 header)".into()))?;
+    let rest =
+        bytes.strip_prefix(MAGIC).ok_or_else(|| err("not a FileLogger2 log (no BTCPP4-FileLogger2 header)".into()))?;
     let (&protocol, rest) = rest.split_first().ok_or_else(|| err("ends after the header".into()))?;
     if protocol != PROTOCOL {
         return Err(err(format!("protocol {protocol}, expected {PROTOCOL}")));

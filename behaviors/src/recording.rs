@@ -98,11 +98,10 @@ impl Topic {
     /// The JSON schema of the channel's messages (what Foxglove shows as the message layout).
     fn schema(self) -> serde_json::Value {
         use serde_json::json;
-        let tick = json!({"type": "integer", "minimum": 0, "description": "tree tick number (0 before the first tick)"});
+        let tick =
+            json!({"type": "integer", "minimum": 0, "description": "tree tick number (0 before the first tick)"});
         let t_us = json!({"type": "integer", "minimum": 0, "description": "sim time, microseconds"});
-        let obj = |required: &[&str], props: serde_json::Value| {
-            json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "required": required, "properties": props})
-        };
+        let obj = |required: &[&str], props: serde_json::Value| json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "required": required, "properties": props});
         match self {
             Topic::Run => obj(
                 &["format", "scenario", "goal", "seed", "tick_hz"],
@@ -136,9 +135,13 @@ impl Topic {
                        "skill": {"type": "string"}, "call": {"type": "integer"}, "params": {"type": "object"},
                        "success": {"type": "boolean"}, "detail": {"type": "string"}, "message": {"type": "string"}}),
             ),
-            Topic::Halt => obj(&["tick", "t_us", "reason"], json!({"tick": tick, "t_us": t_us, "reason": {"type": "string"}})),
+            Topic::Halt => {
+                obj(&["tick", "t_us", "reason"], json!({"tick": tick, "t_us": t_us, "reason": {"type": "string"}}))
+            }
             Topic::Planner => obj(&["goal", "model", "plan_text"], json!({"goal": {"type": "string"}})),
-            Topic::Outcome => obj(&["outcome", "ticks"], json!({"outcome": {"type": "string"}, "ticks": {"type": "integer"}})),
+            Topic::Outcome => {
+                obj(&["outcome", "ticks"], json!({"outcome": {"type": "string"}, "ticks": {"type": "integer"}}))
+            }
         }
     }
 }
@@ -290,7 +293,8 @@ impl RecordingWriter {
         }
         self.seq = self.seq.wrapping_add(1);
         let t_ns = t_us.saturating_mul(1000);
-        let header = mcap::records::MessageHeader { channel_id, sequence: self.seq, log_time: t_ns, publish_time: t_ns };
+        let header =
+            mcap::records::MessageHeader { channel_id, sequence: self.seq, log_time: t_ns, publish_time: t_ns };
         match w.write_to_known_channel(&header, &self.buf) {
             Ok(()) => self.messages += 1,
             Err(e) => self.error = Some(e.to_string()),
@@ -383,8 +387,8 @@ impl Recording {
     /// Reads every message of a recording, in file order. A file cut short (the writer was
     /// killed) yields what its complete records hold, and says so in the second value.
     pub fn read_raw(path: &Path) -> Result<(Vec<RawMessage>, Option<String>), RecordingError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| RecordingError::Io { path: path.to_path_buf(), message: e.to_string() })?;
+        let bytes =
+            std::fs::read(path).map_err(|e| RecordingError::Io { path: path.to_path_buf(), message: e.to_string() })?;
         let fmt = |message: String| RecordingError::Format { path: path.to_path_buf(), message };
         if !bytes.starts_with(mcap::MAGIC) {
             return Err(fmt("not an MCAP file (no magic bytes at the start)".into()));
@@ -445,9 +449,17 @@ impl Recording {
                     let o: ObservationsMsg = decode(m, i).map_err(fmt)?;
                     let expected = frames.len() as u64 + 1;
                     if o.tick != expected {
-                        return Err(fmt(format!("message {i}: observations of tick {} where tick {expected} was due", o.tick)));
+                        return Err(fmt(format!(
+                            "message {i}: observations of tick {} where tick {expected} was due",
+                            o.tick
+                        )));
                     }
-                    frames.push(TickFrame { tick: o.tick, t_us: o.t_us, observations: o.observations, ..TickFrame::default() });
+                    frames.push(TickFrame {
+                        tick: o.tick,
+                        t_us: o.t_us,
+                        observations: o.observations,
+                        ..TickFrame::default()
+                    });
                 }
                 Topic::MemoryEvents => {
                     let e: MemoryEventMsg = decode(m, i).map_err(fmt)?;
@@ -478,7 +490,19 @@ impl Recording {
         }
         let header = header.ok_or_else(|| fmt("no /arbor/run message: not an arbor recording".into()))?;
         let tree = tree.ok_or_else(|| fmt("no /arbor/tree message: the recording has no tree".into()))?;
-        Ok(Self { path: path.to_path_buf(), header, tree, initial_events, frames, halt, closing_records, planner, outcome, counts, truncated })
+        Ok(Self {
+            path: path.to_path_buf(),
+            header,
+            tree,
+            initial_events,
+            frames,
+            halt,
+            closing_records,
+            planner,
+            outcome,
+            counts,
+            truncated,
+        })
     }
 
     /// Transitions of the recording, for counting.

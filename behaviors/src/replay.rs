@@ -197,7 +197,11 @@ impl ReplayRobot {
                     }
                 }
                 TickEvent::Check { skill, params, success, detail, .. } => {
-                    checks.entry(r.tick).or_default().push((skill.clone(), params.clone(), status_of(*success, detail)));
+                    checks.entry(r.tick).or_default().push((
+                        skill.clone(),
+                        params.clone(),
+                        status_of(*success, detail),
+                    ));
                 }
                 TickEvent::Transition { .. } | TickEvent::Error { .. } => {}
             }
@@ -262,7 +266,9 @@ impl Robot for ReplayRobot {
             let recorded: Vec<String> = candidates
                 .iter()
                 .filter(|&&i| !self.claimed[i])
-                .map(|&i| format!("{}{} ({})", self.calls[i].skill, params_text(&self.calls[i].params), self.calls[i].node))
+                .map(|&i| {
+                    format!("{}{} ({})", self.calls[i].skill, params_text(&self.calls[i].params), self.calls[i].node)
+                })
                 .collect();
             let why = format!(
                 "tick {}: the tree calls {}{} ({}) but the recording has no such call at this tick{}",
@@ -314,6 +320,10 @@ impl Robot for ReplayRobot {
     }
 }
 
+/// A first mismatch: tick, time, index of the expected event (none: nothing more was
+/// expected), the event got (none: the tree did nothing more).
+type Mismatch = (u64, SimTime, Option<usize>, Option<Ev>);
+
 /// Compares the engine's events of one tick with the recorded ones, without allocating.
 struct CompareSink<'a> {
     expected: &'a [Ev],
@@ -321,7 +331,7 @@ struct CompareSink<'a> {
     cursor: usize,
     compared: u64,
     /// First mismatch: (tick, t, expected index or none, got event or none).
-    first: Option<(u64, SimTime, Option<usize>, Option<Ev>)>,
+    first: Option<Mismatch>,
 }
 
 impl CompareSink<'_> {
@@ -369,7 +379,8 @@ pub fn replay(rec: &Recording, tree: &CheckedTree, source: &str) -> Result<Repla
     let nodes = executor.nodes();
     let same_tree = nodes.len() == rec.tree.nodes.len()
         && nodes.iter().zip(&rec.tree.nodes).all(|(a, b)| a.path == b.path && a.id == b.id);
-    let index: HashMap<&str, NodeIdx> = nodes.iter().enumerate().map(|(i, n)| (n.path.as_str(), i as NodeIdx)).collect();
+    let index: HashMap<&str, NodeIdx> =
+        nodes.iter().enumerate().map(|(i, n)| (n.path.as_str(), i as NodeIdx)).collect();
     let expected: Vec<Vec<Ev>> =
         rec.frames.iter().map(|f| f.records.iter().map(|r| Ev::from_record(r, &index)).collect()).collect();
     let closing: Vec<Ev> = rec.closing_records.iter().map(|r| Ev::from_record(r, &index)).collect();
@@ -392,7 +403,7 @@ pub fn replay(rec: &Recording, tree: &CheckedTree, source: &str) -> Result<Repla
         recorded_status: rec.root_status(),
         replayed_status: NodeStatus::Idle,
     };
-    let mut first: Option<(u64, SimTime, Option<usize>, Option<Ev>, &[TickRecord])> = None;
+    let mut first: Option<(Mismatch, &[TickRecord])> = None;
     let mut status = NodeStatus::Idle;
     for (k, frame) in rec.frames.iter().enumerate() {
         if status.is_done() {
@@ -416,9 +427,9 @@ pub fn replay(rec: &Recording, tree: &CheckedTree, source: &str) -> Result<Repla
         report.events_compared += sink.compared;
         report.ticks_replayed += 1;
         if first.is_none()
-            && let Some((tick, t, want, got)) = sink.first
+            && let Some(m) = sink.first
         {
-            first = Some((tick, t, want, got, sink.records));
+            first = Some((m, sink.records));
         }
         for ev in &frame.acted {
             memory.push_event(ev.clone());
@@ -430,22 +441,24 @@ pub fn replay(rec: &Recording, tree: &CheckedTree, source: &str) -> Result<Repla
     }
     if report.stopped.is_none() && rec.halt.is_some() && !status.is_done() {
         let last = rec.frames.last().map(|f| (f.tick, SimTime(f.t_us))).unwrap_or_default();
-        let mut sink = CompareSink { expected: &closing, records: &rec.closing_records, cursor: 0, compared: 0, first: None };
+        let mut sink =
+            CompareSink { expected: &closing, records: &rec.closing_records, cursor: 0, compared: 0, first: None };
         executor.halt(last.1, &mut robot, &memory, &mut sink);
         sink.end(last.0, last.1);
         report.events_compared += sink.compared;
         if first.is_none()
-            && let Some((tick, t, want, got)) = sink.first
+            && let Some(m) = sink.first
         {
-            first = Some((tick, t, want, got, sink.records));
+            first = Some((m, sink.records));
         }
         status = executor.status();
     } else if report.stopped.is_none() && !status.is_done() && rec.truncated.is_none() && rec.halt.is_none() {
-        report.stopped = Some(format!("the recording ends at tick {} while the tree is still running", rec.frames.len()));
+        report.stopped =
+            Some(format!("the recording ends at tick {} while the tree is still running", rec.frames.len()));
     }
     report.replayed_status = if status == NodeStatus::Idle { executor.status() } else { status };
     report.node_visits = executor.stats().node_ticks;
-    if let Some((tick, t, want, got, records)) = first {
+    if let Some(((tick, t, want, got), records)) = first {
         let want_ev = want.and_then(|i| records.get(i).map(|r| (Ev::from_record(r, &index), r)));
         let node = match (want_ev, got) {
             (Some((_, r)), _) => record_node(r).to_string(),

@@ -122,7 +122,8 @@ struct Tee {
 
 impl RecordOut for Tee {
     fn put(&mut self, record: TickRecord) {
-        let topic = if matches!(record.event, TickEvent::Transition { .. }) { Topic::Transitions } else { Topic::Skills };
+        let topic =
+            if matches!(record.event, TickEvent::Transition { .. }) { Topic::Transitions } else { Topic::Skills };
         self.mcap.put(topic, record.t_us, &record);
         self.jsonl.put(record);
     }
@@ -230,7 +231,11 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
             scenario_yaml: cfg.scenario_text.clone(),
         },
     );
-    mcap.put(Topic::Tree, 0, &TreeMsg { name: checked.tree().name.clone(), yaml: tree_yaml.clone(), nodes: nodes.clone() });
+    mcap.put(
+        Topic::Tree,
+        0,
+        &TreeMsg { name: checked.tree().name.clone(), yaml: tree_yaml.clone(), nodes: nodes.clone() },
+    );
     if let Some(plan) = &cfg.plan {
         mcap.put(Topic::Planner, 0, plan);
     }
@@ -292,7 +297,14 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
                 if let Some(room) = memory.entity(id.as_str()).and_then(|e| world.room_at(e.position)) {
                     ev = ev.with_place(room);
                 }
-                remember(ev, (tick, Phase::Perceive), &mut memory, &mut episodic, &mut events_out, &mut sink.rec.out.mcap)?;
+                remember(
+                    ev,
+                    (tick, Phase::Perceive),
+                    &mut memory,
+                    &mut episodic,
+                    &mut events_out,
+                    &mut sink.rec.out.mcap,
+                )?;
                 n_events += 1;
             }
         }

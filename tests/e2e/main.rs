@@ -11,6 +11,7 @@
 mod cli_errors;
 #[cfg(feature = "llm")]
 mod planner_llm;
+mod recording;
 mod sim_runs;
 mod tree_cli;
 

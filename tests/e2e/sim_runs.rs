@@ -4,7 +4,8 @@ use crate::{SCENARIO, TREE, arbor, stderr, stdout};
 use std::path::Path;
 
 /// Files that must be identical for identical (scenario, tree, seed).
-const RECORDS: [&str; 7] = [
+const RECORDS: [&str; 8] = [
+    "run.mcap",
     "scenario.yaml",
     "tree.yaml",
     "ticks.jsonl",
@@ -45,7 +46,7 @@ fn photographer_succeeds_and_writes_a_complete_run_directory() {
         match v["event"].as_str().unwrap() {
             "skill_started" => started += 1,
             "skill_finished" | "skill_halted" => finished += 1,
-            "transition" => {}
+            "transition" | "check" => {}
             other => panic!("unknown event {other}"),
         }
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod dataset_cmd;
 mod plan;
 mod replay_cmd;
 
@@ -82,6 +83,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make fine-tuning datasets from runs: generate episodes, build train/val/preferences.
+    Dataset {
+        #[command(subcommand)]
+        command: dataset_cmd::DatasetCommand,
+    },
     /// Write a run's recording as a BehaviorTree.CPP FileLogger2 log (.btlog) for Groot2.
     Btlog {
         /// Run directory (its run.mcap) or an .mcap file.
@@ -151,6 +157,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { run, tree, json } => replay_cmd::replay(&run, tree.as_deref(), json),
+        Command::Dataset { command } => dataset_cmd::run(command),
         Command::Btlog { run, output } => replay_cmd::btlog(&run, &output),
         Command::Skills => {
             for s in arbor_sim::registry().iter() {

@@ -8,6 +8,7 @@
 //! - [`runner`]: the loop perceive -> remember -> decide -> act -> record, writing a run
 //!   directory.
 
+pub mod generate;
 pub mod nav;
 pub mod planning;
 pub mod replay;

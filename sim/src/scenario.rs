@@ -213,7 +213,7 @@ fn default_object_label() -> String {
 
 /// What must hold at the end of a run for it to count as a success.
 /// Written as a bare word (`- photographed_all_attending`) or a one-key map (`- ends_at: lobby`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "snake_case", try_from = "serde_yaml::Value")]
 pub enum Criterion {
     /// Every person with `attends_robot` has a photo of them taken while they looked at the robot.
@@ -226,6 +226,23 @@ pub enum Criterion {
     Said(String),
     /// A photo of this entity was taken.
     Photographed(String),
+}
+
+/// Written back the way it is read: a bare word or a one-key map (not a YAML tag).
+impl Serialize for Criterion {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (key, arg) = match self {
+            Criterion::PhotographedAllAttending => return ser.serialize_str("photographed_all_attending"),
+            Criterion::PhotographedNoneInattentive => return ser.serialize_str("photographed_none_inattentive"),
+            Criterion::EndsAt(a) => ("ends_at", a),
+            Criterion::Said(a) => ("said", a),
+            Criterion::Photographed(a) => ("photographed", a),
+        };
+        let mut m = ser.serialize_map(Some(1))?;
+        m.serialize_entry(key, arg)?;
+        m.end()
+    }
 }
 
 impl TryFrom<serde_yaml::Value> for Criterion {

@@ -9,6 +9,7 @@
 )]
 
 mod cli_errors;
+mod dataset;
 #[cfg(feature = "llm")]
 mod planner_llm;
 mod recording;

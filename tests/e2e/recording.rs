@@ -80,7 +80,7 @@ fn a_run_killed_mid_way_replays_up_to_its_last_flushed_chunk() {
 }
 
 /// The Python of the venv `.ci/pyenv` makes (`$ARBOR_PYTHON` overrides).
-fn python() -> Option<PathBuf> {
+pub fn python() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("ARBOR_PYTHON") {
         return Some(PathBuf::from(p));
     }

@@ -1,0 +1,317 @@
+//! Episodes for the synthetic dataset: a base scenario randomized by seed (who is there, where,
+//! who looks at the robot, where the robot starts), a goal drawn from templates in several
+//! phrasings, the success criteria that goal implies, and a scripted expert planner whose trees
+//! the simulator then verifies. A perturbed expert (a plausible mistake: no attention check,
+//! no approach, the wrong place) gives failed trees for the same prompt, so that preference
+//! pairs exist.
+
+use crate::scenario::{Criterion, Motion, Scenario};
+use arbor_behaviors::tree::{Node, Tree};
+use arbor_perception::{Point2, Rng};
+
+/// What the goal asks for, independent of its wording.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GoalSpec {
+    /// Photograph every person who looks at the robot, and nobody else.
+    PhotographAttending,
+    /// Photograph this person.
+    Photograph(String),
+    /// Drive to this place.
+    GoTo(String),
+    /// Photograph this person, then return to this place.
+    PhotographThenGoTo(String, String),
+}
+
+impl GoalSpec {
+    /// The scenario criteria that decide whether the goal was achieved.
+    pub fn criteria(&self) -> Vec<Criterion> {
+        match self {
+            GoalSpec::PhotographAttending => {
+                vec![Criterion::PhotographedAllAttending, Criterion::PhotographedNoneInattentive]
+            }
+            GoalSpec::Photograph(p) => vec![Criterion::Photographed(p.clone())],
+            GoalSpec::GoTo(place) => vec![Criterion::EndsAt(place.clone())],
+            GoalSpec::PhotographThenGoTo(p, place) => {
+                vec![Criterion::Photographed(p.clone()), Criterion::EndsAt(place.clone())]
+            }
+        }
+    }
+
+    /// One phrasing of the goal, chosen by `rng`.
+    pub fn phrase(&self, rng: &mut Rng) -> String {
+        let pick = |rng: &mut Rng, options: &[&str]| -> String {
+            let i = (rng.uniform() * options.len() as f64) as usize;
+            options[i.min(options.len() - 1)].to_string()
+        };
+        match self {
+            GoalSpec::PhotographAttending => pick(
+                rng,
+                &[
+                    "photograph each person who looks at the robot",
+                    "take a picture of everyone who is looking at you",
+                    "photograph the people who pay attention to the robot, and nobody else",
+                    "snap a photo of every person facing you, skip the ones looking away",
+                    "please take photos of all attentive people",
+                ],
+            ),
+            GoalSpec::Photograph(p) => pick(
+                rng,
+                &[
+                    "photograph {p}",
+                    "take a picture of {p}",
+                    "please get a photo of {p}",
+                    "find {p} and take their photo",
+                    "I need a picture of {p}",
+                ],
+            )
+            .replace("{p}", p),
+            GoalSpec::GoTo(place) => pick(
+                rng,
+                &[
+                    "go to the {x}",
+                    "drive to the {x}",
+                    "please move to the {x}",
+                    "head over to the {x}",
+                    "navigate to {x}",
+                ],
+            )
+            .replace("{x}", place),
+            GoalSpec::PhotographThenGoTo(p, place) => pick(
+                rng,
+                &[
+                    "photograph {p}, then go to the {x}",
+                    "take a picture of {p} and come back to the {x}",
+                    "find {p}, photograph them, and return to the {x}",
+                    "after you photograph {p}, head to the {x}",
+                ],
+            )
+            .replace("{p}", p)
+            .replace("{x}", place),
+        }
+    }
+}
+
+/// Names people may get in randomized episodes.
+const NAMES: [&str; 24] = [
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj", "olivia",
+    "peggy", "rupert", "sybil", "trent", "victor", "walter", "yusuf", "zoe", "amara", "bilal", "chen",
+];
+
+/// One generated episode.
+#[derive(Debug, Clone)]
+pub struct Episode {
+    /// `ep000042`: stable across runs of the generator.
+    pub id: String,
+    pub seed: u64,
+    pub goal: GoalSpec,
+    pub goal_text: String,
+    pub scenario: Scenario,
+    /// The randomized scenario as YAML (what the run directory keeps).
+    pub scenario_text: String,
+}
+
+fn room_point(rng: &mut Rng, min: [f64; 2], max: [f64; 2], margin: f64) -> Point2 {
+    Point2::new(rng.range(min[0] + margin, max[0] - margin), rng.range(min[1] + margin, max[1] - margin))
+}
+
+/// The episode `index` of a generation with `base_seed`, from `base`.
+pub fn episode(base: &Scenario, base_seed: u64, index: u64) -> Result<Episode, String> {
+    let seed = Rng::seed_from_u64(base_seed ^ 0x9e37_79b9_7f4a_7c15).fork(index).next_u64();
+    let mut rng = Rng::seed_from_u64(seed);
+    let mut s = base.clone();
+    // People: new names, new places in a random room, random heading and attention.
+    let mut names: Vec<&str> = NAMES.to_vec();
+    let rooms = s.map.rooms.clone();
+    if rooms.is_empty() {
+        return Err(format!("scenario '{}' has no rooms to place people in", base.name));
+    }
+    let mut taken: Vec<Point2> = Vec::new();
+    for p in &mut s.people {
+        let k = (rng.uniform() * names.len() as f64) as usize;
+        p.name = names.remove(k.min(names.len() - 1)).to_string();
+        p.attends_robot = rng.chance(0.6);
+        if matches!(p.motion, Motion::Still) {
+            let room = &rooms[((rng.uniform() * rooms.len() as f64) as usize).min(rooms.len() - 1)];
+            let mut at = room_point(&mut rng, room.min, room.max, 0.8);
+            for _ in 0..20 {
+                if taken.iter().all(|q| q.distance(at) > 1.2) {
+                    break;
+                }
+                at = room_point(&mut rng, room.min, room.max, 0.8);
+            }
+            taken.push(at);
+            p.pose = [at.x, at.y, rng.range(-180.0, 180.0)];
+        }
+    }
+    // Robot: a random start in the first room, away from people.
+    let first = &rooms[0];
+    let mut start = room_point(&mut rng, first.min, first.max, 0.8);
+    for _ in 0..20 {
+        if taken.iter().all(|q| q.distance(start) > 1.5) {
+            break;
+        }
+        start = room_point(&mut rng, first.min, first.max, 0.8);
+    }
+    s.robot.pose = [start.x, start.y, rng.range(-180.0, 180.0)];
+    // Goal.
+    let people: Vec<String> = s.people.iter().map(|p| p.name.clone()).collect();
+    let places = s.place_names();
+    let any = |rng: &mut Rng, v: &[String]| v[((rng.uniform() * v.len() as f64) as usize).min(v.len() - 1)].clone();
+    let roll = rng.uniform();
+    let goal = if people.is_empty() || roll < 0.25 {
+        if places.is_empty() {
+            return Err(format!("scenario '{}' has neither people nor places to make goals of", base.name));
+        }
+        GoalSpec::GoTo(any(&mut rng, &places))
+    } else if roll < 0.5 {
+        GoalSpec::PhotographAttending
+    } else if roll < 0.8 || places.is_empty() {
+        GoalSpec::Photograph(any(&mut rng, &people))
+    } else {
+        GoalSpec::PhotographThenGoTo(any(&mut rng, &people), any(&mut rng, &places))
+    };
+    let goal_text = goal.phrase(&mut rng);
+    s.goal = goal_text.clone();
+    s.success = goal.criteria();
+    let scenario_text = serde_yaml::to_string(&s).map_err(|e| e.to_string())?;
+    let id = format!("ep{index:06}");
+    // Validate what was made, as any scenario file would be.
+    let scenario =
+        Scenario::parse(&scenario_text, &format!("{id} (generated from {})", base.name)).map_err(|e| e.to_string())?;
+    Ok(Episode { id, seed, goal, goal_text, scenario, scenario_text })
+}
+
+fn leaf(id: &str, attrs: &[(&str, &str)]) -> Node {
+    attrs.iter().fold(Node::new(id), |n, (k, v)| n.with_attr(k, v))
+}
+
+fn seq(children: Vec<Node>) -> Node {
+    Node::new("Sequence").with_children(children)
+}
+
+/// The room (place) a person starts in, when the scenario has a place named after the room.
+fn room_of(s: &Scenario, person: &str) -> Option<String> {
+    let p = s.people.iter().find(|p| p.name == person)?;
+    let room = s.room_at(Point2::new(p.pose[0], p.pose[1]))?;
+    s.place_names().into_iter().find(|n| n == room)
+}
+
+/// Go to the person's room, find them (scan when not seen yet), approach and face them.
+fn approach(s: &Scenario, person: &str) -> Vec<Node> {
+    let mut v = Vec::new();
+    if let Some(room) = room_of(s, person) {
+        v.push(leaf("navigate_to", &[("target", &room)]));
+    }
+    v.push(Node::new("Fallback").with_children(vec![leaf("has_seen", &[("entity", person)]), leaf("scan", &[])]));
+    v.push(leaf("navigate_to", &[("target", person)]));
+    v.push(leaf("look_at", &[("entity", person)]));
+    v
+}
+
+fn photo(person: &str) -> Node {
+    Node::new("RetryUntilSuccessful").with_attr("num_attempts", "3").with_children(vec![seq(vec![
+        leaf("look_at", &[("entity", person)]),
+        leaf("capture_photo", &[("entity", person)]),
+    ])])
+}
+
+fn attention_check(person: &str) -> Node {
+    Node::new("RetryUntilSuccessful").with_attr("num_attempts", "4").with_children(vec![seq(vec![
+        leaf("wait", &[("seconds", "0.5")]),
+        leaf("is_attending", &[("entity", person)]),
+    ])])
+}
+
+/// The scripted expert's tree for an episode.
+pub fn expert(ep: &Episode) -> Tree {
+    build(ep, false)
+}
+
+/// The expert with one plausible mistake, for failed examples of the same prompt.
+pub fn perturbed(ep: &Episode) -> Tree {
+    build(ep, true)
+}
+
+fn build(ep: &Episode, mistake: bool) -> Tree {
+    let s = &ep.scenario;
+    let root = match &ep.goal {
+        GoalSpec::PhotographAttending => {
+            let mut blocks: Vec<Node> = s
+                .people
+                .iter()
+                .map(|p| {
+                    let mut v = approach(s, &p.name);
+                    if !mistake {
+                        // The mistake: photograph everyone, attending or not.
+                        v.push(attention_check(&p.name));
+                    }
+                    v.push(photo(&p.name));
+                    Node::new("ForceSuccess").with_children(vec![seq(v)])
+                })
+                .collect();
+            blocks.push(leaf("say", &[("text", "Thank you, photos are done.")]));
+            seq(blocks)
+        }
+        GoalSpec::Photograph(p) => {
+            // The mistake: shoot from where the robot stands, without finding the person.
+            let mut v = if mistake { Vec::new() } else { approach(s, p) };
+            v.push(photo(p));
+            seq(v)
+        }
+        GoalSpec::GoTo(place) => {
+            // The mistake: the first other place.
+            let target = if mistake {
+                s.place_names().into_iter().find(|n| n != place).unwrap_or_else(|| place.clone())
+            } else {
+                place.clone()
+            };
+            seq(vec![leaf("navigate_to", &[("target", &target)])])
+        }
+        GoalSpec::PhotographThenGoTo(p, place) => {
+            let mut v = approach(s, p);
+            v.push(photo(p));
+            if !mistake {
+                // The mistake: forget to return.
+                v.push(leaf("navigate_to", &[("target", place)]));
+            }
+            seq(v)
+        }
+    };
+    let name = if mistake { "perturbed_expert" } else { "expert" };
+    Tree::single(name, Some(ep.goal_text.clone()), root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Scenario {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/photographer.yaml");
+        Scenario::load(std::path::Path::new(path)).unwrap()
+    }
+
+    #[test]
+    fn episodes_are_deterministic_valid_and_varied() {
+        let b = base();
+        let a = episode(&b, 7, 3).unwrap();
+        let again = episode(&b, 7, 3).unwrap();
+        assert_eq!(a.scenario_text, again.scenario_text);
+        assert_eq!(a.goal_text, again.goal_text);
+        let goals: std::collections::BTreeSet<String> = (0..40).map(|i| episode(&b, 7, i).unwrap().goal_text).collect();
+        assert!(goals.len() > 15, "{goals:?}");
+        let other = episode(&b, 8, 3).unwrap();
+        assert_ne!(a.scenario_text, other.scenario_text);
+    }
+
+    #[test]
+    fn expert_trees_check_against_the_episode() {
+        let b = base();
+        let lib = arbor_behaviors::NodeLibrary::with_skills(&crate::registry());
+        for i in 0..30 {
+            let ep = episode(&b, 1, i).unwrap();
+            for t in [expert(&ep), perturbed(&ep)] {
+                t.check("expert", &lib, Some(&ep.scenario.vocabulary()), false).unwrap();
+            }
+        }
+    }
+}

@@ -339,6 +339,15 @@ impl RecordingWriter {
     }
 }
 
+/// Engine records go to `/arbor/tree/transitions` (status changes) or `/arbor/skills` (the rest).
+impl crate::record::RecordOut for RecordingWriter {
+    fn put(&mut self, record: TickRecord) {
+        let topic =
+            if matches!(record.event, TickEvent::Transition { .. }) { Topic::Transitions } else { Topic::Skills };
+        RecordingWriter::put(self, topic, record.t_us, &record);
+    }
+}
+
 /// One message as read back: its channel, sim time and JSON body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawMessage {

@@ -156,7 +156,8 @@ enum End {
 /// The recorded world, answering as a robot.
 struct ReplayRobot {
     calls: Vec<RecCall>,
-    by_start: HashMap<u64, Vec<usize>>,
+    /// Recorded calls by start tick, with a cursor past the ones already claimed.
+    by_start: HashMap<u64, (Vec<usize>, usize)>,
     claimed: Vec<bool>,
     live: HashMap<CallId, usize>,
     checks: HashMap<u64, Vec<(String, Params, SkillStatus)>>,
@@ -206,9 +207,9 @@ impl ReplayRobot {
                 TickEvent::Transition { .. } | TickEvent::Error { .. } => {}
             }
         }
-        let mut by_start: HashMap<u64, Vec<usize>> = HashMap::new();
+        let mut by_start: HashMap<u64, (Vec<usize>, usize)> = HashMap::new();
         for (i, c) in calls.iter().enumerate() {
-            by_start.entry(c.start_tick).or_default().push(i);
+            by_start.entry(c.start_tick).or_default().0.push(i);
         }
         let claimed = vec![false; calls.len()];
         Self { calls, by_start, claimed, live: HashMap::new(), checks, tick: 0, stop: None }
@@ -252,17 +253,25 @@ fn params_text(p: &Params) -> String {
 
 impl Robot for ReplayRobot {
     fn start(&mut self, call: &SkillCall<'_>, _memory: &WorkingMemory) -> SkillStatus {
-        let candidates = self.by_start.get(&self.tick).map(Vec::as_slice).unwrap_or_default();
-        let matching = |strict_node: bool| {
-            candidates.iter().copied().find(|&i| {
-                let c = &self.calls[i];
-                !self.claimed[i]
-                    && c.skill == call.skill
-                    && c.params == *call.params
-                    && (!strict_node || c.node == call.node)
-            })
+        let tick = self.tick;
+        let (candidates, cursor) = match self.by_start.get_mut(&tick) {
+            Some((c, cur)) => (c.as_slice(), cur),
+            None => (&[][..], &mut 0),
         };
-        let Some(i) = matching(true).or_else(|| matching(false)) else {
+        // Fast path (the recorded tree): calls start in the recorded order.
+        while *cursor < candidates.len() && self.claimed[candidates[*cursor]] {
+            *cursor += 1;
+        }
+        let same = |c: &RecCall, strict_node: bool| {
+            c.skill == call.skill && c.params == *call.params && (!strict_node || c.node == call.node)
+        };
+        let next = candidates.get(*cursor).copied().filter(|&i| same(&self.calls[i], true));
+        let found = next.or_else(|| {
+            let free = |&&i: &&usize| !self.claimed[i];
+            let find = |strict| candidates.iter().filter(free).copied().find(|&i| same(&self.calls[i], strict));
+            find(true).or_else(|| find(false))
+        });
+        let Some(i) = found else {
             let recorded: Vec<String> = candidates
                 .iter()
                 .filter(|&&i| !self.claimed[i])
@@ -271,8 +280,7 @@ impl Robot for ReplayRobot {
                 })
                 .collect();
             let why = format!(
-                "tick {}: the tree calls {}{} ({}) but the recording has no such call at this tick{}",
-                self.tick,
+                "tick {tick}: the tree calls {}{} ({}) but the recording has no such call at this tick{}",
                 call.skill,
                 params_text(call.params),
                 call.node,

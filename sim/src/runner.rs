@@ -20,7 +20,7 @@ use crate::scenario::Scenario;
 use crate::world::{CriterionResult, Photo, World};
 use arbor_behaviors::dataset::{self, DatasetLine, LineMetadata};
 use arbor_behaviors::planner::{PlanRecord, format as plan_format, prompt as plan_prompt};
-use arbor_behaviors::record::{JsonlSink, RecordOut, Recorder, TickEvent, TickRecord, TickSink};
+use arbor_behaviors::record::{JsonlSink, RecordOut, Recorder, TickRecord, TickSink};
 use arbor_behaviors::recording::{
     EntitiesMsg, HaltMsg, MemoryEventMsg, ObservationsMsg, Phase, RecordingError, RecordingWriter, RunHeader, Topic,
     TreeMsg,
@@ -122,10 +122,8 @@ struct Tee {
 
 impl RecordOut for Tee {
     fn put(&mut self, record: TickRecord) {
-        let topic =
-            if matches!(record.event, TickEvent::Transition { .. }) { Topic::Transitions } else { Topic::Skills };
-        self.mcap.put(topic, record.t_us, &record);
-        self.jsonl.put(record);
+        self.jsonl.put(record.clone());
+        RecordOut::put(&mut self.mcap, record);
     }
 }
 

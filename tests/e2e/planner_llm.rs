@@ -176,3 +176,43 @@ fn sim_with_a_goal_plans_runs_and_records_the_plan() {
         serde_json::from_str(&std::fs::read_to_string(out.join("timing.json")).unwrap()).unwrap();
     assert!(timing["plan"]["tokens_per_s"].as_f64().is_some());
 }
+
+#[test]
+fn dataset_generate_with_the_llm_keeps_its_runs_and_lets_the_expert_teach() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("gen");
+    let o = arbor(&[
+        "dataset",
+        "generate",
+        "--scenario",
+        SCENARIO,
+        "--episodes",
+        "2",
+        "--jobs",
+        "1",
+        "--negatives",
+        "0",
+        "--llm",
+        "--threads",
+        "1",
+        "-o",
+        g.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    for ep in ["ep000000", "ep000001"] {
+        let llm = g.join("runs").join(format!("{ep}-llm"));
+        assert!(llm.is_dir(), "no LLM attempt for {ep}");
+        if llm.join("dataset.jsonl").is_file() {
+            let line: serde_json::Value =
+                serde_json::from_str(std::fs::read_to_string(llm.join("dataset.jsonl")).unwrap().trim()).unwrap();
+            assert!(line["metadata"]["source"].as_str().unwrap().contains("SmolLM2"), "{line}");
+            assert!(llm.join("plan.json").is_file());
+            // The expert ran only where the model's tree failed.
+            let ok = line["metadata"]["success"] == true;
+            assert_eq!(g.join("runs").join(ep).is_dir(), !ok, "{ep}");
+        } else {
+            assert!(llm.join("plan_error.txt").is_file());
+            assert!(g.join("runs").join(ep).join("dataset.jsonl").is_file());
+        }
+    }
+}

@@ -115,8 +115,12 @@ fn run_tree(
     tree: arbor_behaviors::Tree,
     author: &str,
     out: PathBuf,
-    plan: Option<arbor_behaviors::planner::PlanRecord>,
+    plan: Option<(arbor_behaviors::planner::PlanRecord, arbor_behaviors::planner::PlanTiming)>,
 ) -> Result<bool> {
+    let (plan, plan_timing) = match plan {
+        Some((record, timing)) => (Some(record), Some(timing)),
+        None => (None, None),
+    };
     let cfg = RunConfig {
         scenario: ep.scenario.clone(),
         scenario_text: ep.scenario_text.clone(),
@@ -124,10 +128,13 @@ fn run_tree(
         tree_source: format!("{} ({author})", ep.id),
         tree_author: author.to_string(),
         seed: ep.seed,
-        out_dir: out,
+        out_dir: out.clone(),
         plan,
+        live: arbor_sim::runner::LiveOptions::default(),
     };
-    let summary = arbor_sim::run(&cfg)?;
+    let started = Instant::now();
+    let (summary, latencies) = arbor_sim::runner::run_timed(&cfg)?;
+    crate::timing::write(&out, &summary, &latencies, plan_timing.as_ref(), started.elapsed().as_secs_f64())?;
     Ok(summary.outcome == arbor_sim::runner::Outcome::Success)
 }
 
@@ -139,7 +146,7 @@ fn episode_runs(ep: &Episode, root: &Path, negative: bool, llm: Option<&PlanArgs
         let dir = root.join(format!("{}-llm", ep.id));
         match crate::plan::plan(&ep.goal_text, &ep.scenario, ep.seed, args) {
             Ok(p) => {
-                let good = run_tree(ep, p.tree.tree().clone(), &p.model, dir, Some(p.record()))?;
+                let good = run_tree(ep, p.tree.tree().clone(), &p.model, dir, Some((p.record(), p.timing())))?;
                 runs += 1;
                 ok += u64::from(good);
                 teach = !good;

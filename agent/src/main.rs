@@ -1,16 +1,23 @@
 //! The `arbor` command line.
 
 use anyhow::{Context, Result, bail};
+use arbor_behaviors::metrics::{Metrics, Stage};
 use arbor_behaviors::{NodeLibrary, SkillKind, export, load_tree, xml, yaml};
+use arbor_sim::runner::LiveOptions;
 use arbor_sim::{RunConfig, Scenario};
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 mod dataset_cmd;
+mod metrics_server;
 mod plan;
 mod replay_cmd;
+mod report;
+mod timing;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,6 +55,8 @@ enum Command {
         json: bool,
         #[command(flatten)]
         plan: plan::PlanArgs,
+        #[command(flatten)]
+        live: LiveArgs,
     },
     /// Plan a goal with the local LLM: print the tree (YAML) and the figures.
     Plan {
@@ -88,6 +97,15 @@ enum Command {
         #[command(subcommand)]
         command: dataset_cmd::DatasetCommand,
     },
+    /// Write one self-contained HTML page over run directories: latency per stage, tree
+    /// timeline, planner speed, success by scenario and goal, slowest episodes.
+    Report {
+        /// Run directories, or directories holding run directories.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        #[arg(short = 'o', long = "output", default_value = "report.html")]
+        output: PathBuf,
+    },
     /// Write a run's recording as a BehaviorTree.CPP FileLogger2 log (.btlog) for Groot2.
     Btlog {
         /// Run directory (its run.mcap) or an .mcap file.
@@ -95,6 +113,21 @@ enum Command {
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
+}
+
+/// Watching a run live.
+#[derive(clap::Args, Debug, Clone)]
+struct LiveArgs {
+    /// Serve Prometheus metrics on this address while the run goes (e.g. 127.0.0.1:9464;
+    /// port 0 picks a free one, printed at start).
+    #[arg(long)]
+    metrics_addr: Option<String>,
+    /// Pace the simulation to this multiple of real time (1 = real time); default: as fast as possible.
+    #[arg(long)]
+    realtime: Option<f64>,
+    /// Keep serving metrics this many seconds after the run ends (for a last scrape).
+    #[arg(long, default_value_t = 0.0)]
+    linger: f64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -143,8 +176,8 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Sim { scenario, tree, goal, seed, out, json, plan } => {
-            sim(scenario, tree, goal, seed, out, json, &plan)
+        Command::Sim { scenario, tree, goal, seed, out, json, plan, live } => {
+            sim(scenario, tree, goal, seed, out, json, &plan, &live)
         }
         Command::Plan { goal, scenario, seed, output, plan } => plan_cmd(&goal, &scenario, seed, output, &plan),
         Command::Tree { command: TreeCommand::Validate { files, lenient, manifests, scenario } } => {
@@ -157,6 +190,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { run, tree, json } => replay_cmd::replay(&run, tree.as_deref(), json),
+        Command::Report { runs, output } => report::report(&runs, &output),
         Command::Dataset { command } => dataset_cmd::run(command),
         Command::Btlog { run, output } => replay_cmd::btlog(&run, &output),
         Command::Skills => {
@@ -215,38 +249,85 @@ fn sim(
     out: PathBuf,
     json: bool,
     plan_args: &plan::PlanArgs,
+    live: &LiveArgs,
 ) -> Result<ExitCode> {
+    if let Some(f) = live.realtime
+        && !(f > 0.0 && f.is_finite())
+    {
+        bail!("--realtime must be a positive number, got {f}");
+    }
+    let metrics = match &live.metrics_addr {
+        Some(_) => Some(Arc::new(Metrics::new()?)),
+        None => None,
+    };
+    let server = match (&live.metrics_addr, &metrics) {
+        (Some(addr), Some(m)) => {
+            let s = metrics_server::MetricsServer::start(addr, m.clone())?;
+            println!("metrics   http://{}/metrics", s.addr);
+            std::io::stdout().flush()?;
+            Some(s)
+        }
+        _ => None,
+    };
     let scenario_text = std::fs::read_to_string(&scenario_path)
         .with_context(|| format!("reading scenario {}", scenario_path.display()))?;
     let scenario = Scenario::parse(&scenario_text, &scenario_path.display().to_string())?;
     let mut plan_timing = None;
+    let mut plan_wall = None;
     let (tree, tree_source, tree_author, plan) = match tree {
         Some(tree_path) => (load_tree(&tree_path)?, tree_path.display().to_string(), "hand".to_string(), None),
         None => {
             let goal = goal.unwrap_or_else(|| scenario.goal.clone());
-            let outcome = plan::plan(&goal, &scenario, seed, plan_args)?;
+            let started = Instant::now();
+            let planned = plan::plan(&goal, &scenario, seed, plan_args);
+            plan_wall = Some(started.elapsed());
+            if let Some(m) = &metrics {
+                m.observe(Stage::Plan, started.elapsed());
+                let result = match &planned {
+                    Ok(_) => "ok",
+                    Err(e) if e.to_string().contains("refus") => "refused",
+                    Err(_) => "failed",
+                };
+                m.plans.with_label_values(&[result]).inc();
+            }
+            let outcome = planned?;
             if !json {
                 println!("plan      {}", outcome.plan_text);
             }
-            plan_timing = Some(outcome.timing());
+            let timing = outcome.timing();
+            if let Some(m) = &metrics {
+                m.plan_attempts.inc_by(u64::from(outcome.figures.attempts));
+                if timing.cache_hit {
+                    m.plan_cache_hits.inc();
+                } else {
+                    m.plan_ttft.observe(timing.time_to_first_token_s);
+                    m.plan_tokens_per_s.observe(timing.tokens_per_s);
+                }
+            }
+            plan_timing = Some(timing);
             (outcome.tree.tree().clone(), "<planner>".to_string(), outcome.model.clone(), Some(outcome.record()))
         }
     };
-    let cfg = RunConfig { scenario, scenario_text, tree, tree_source, tree_author, seed, out_dir: out.clone(), plan };
+    let live_opts = LiveOptions { metrics: metrics.clone(), realtime: live.realtime };
+    let cfg = RunConfig {
+        scenario,
+        scenario_text,
+        tree,
+        tree_source,
+        tree_author,
+        seed,
+        out_dir: out.clone(),
+        plan,
+        live: live_opts,
+    };
     // Wall-clock time is measured here, outside the deterministic run, and kept in its own file.
     let started = Instant::now();
-    let summary = arbor_sim::run(&cfg)?;
+    let (summary, mut latencies) = arbor_sim::runner::run_timed(&cfg)?;
+    if let Some(d) = plan_wall {
+        latencies.entry(Stage::Plan).or_default().record(d.as_secs_f64());
+    }
     let wall = started.elapsed().as_secs_f64();
-    let timing = serde_json::json!({
-        "plan": plan_timing,
-        "wall_time_s": wall,
-        "sim_time_s": summary.sim_time_s,
-        "real_time_factor": if wall > 0.0 { summary.sim_time_s / wall } else { 0.0 },
-        "ticks_per_s": if wall > 0.0 { summary.ticks as f64 / wall } else { 0.0 },
-    });
-    let timing_path = out.join("timing.json");
-    std::fs::write(&timing_path, format!("{timing:#}\n"))
-        .with_context(|| format!("writing {}", timing_path.display()))?;
+    timing::write(&out, &summary, &latencies, plan_timing.as_ref(), wall)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -271,6 +352,12 @@ fn sim(
             summary.photos.iter().map(|p| p.subject.clone().unwrap_or_else(|| "scene".into())).collect();
         println!("photos    {}", if photos.is_empty() { "none".into() } else { photos.join(", ") });
         println!("run dir   {}", out.display());
+    }
+    if let Some(s) = server {
+        if live.linger > 0.0 {
+            std::thread::sleep(std::time::Duration::from_secs_f64(live.linger.min(3600.0)));
+        }
+        drop(s);
     }
     Ok(if summary.outcome == arbor_sim::runner::Outcome::Success { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

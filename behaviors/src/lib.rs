@@ -18,6 +18,7 @@ pub mod engine;
 pub mod export;
 pub mod groot;
 pub mod library;
+pub mod metrics;
 pub mod planner;
 pub mod record;
 pub mod recording;

@@ -154,6 +154,11 @@ impl EpisodicStore {
     }
 
     /// Buffers an event; commits the buffer when it reaches the batch size.
+    /// Events appended but not committed yet.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
     pub fn append(&mut self, event: Event) -> Result<(), MemoryError> {
         self.pending.push(event);
         if self.pending.len() >= self.batch {

@@ -19,6 +19,7 @@
 use crate::scenario::Scenario;
 use crate::world::{CriterionResult, Photo, World};
 use arbor_behaviors::dataset::{self, DatasetLine, LineMetadata};
+use arbor_behaviors::metrics::{Metrics, Stage, StageLatencies};
 use arbor_behaviors::planner::{PlanRecord, format as plan_format, prompt as plan_prompt};
 use arbor_behaviors::record::{JsonlSink, RecordOut, Recorder, TickRecord, TickSink};
 use arbor_behaviors::recording::{
@@ -34,6 +35,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -75,6 +78,51 @@ pub struct RunConfig {
     pub out_dir: PathBuf,
     /// When the tree came from the planner: what it was asked and answered (`plan.json`).
     pub plan: Option<PlanRecord>,
+    /// Live options: metrics and pacing. They change nothing that is recorded.
+    pub live: LiveOptions,
+}
+
+/// What a run does for people watching it live; none of it reaches the records.
+#[derive(Debug, Clone, Default)]
+pub struct LiveOptions {
+    /// Metrics to update as the run goes (served on `/metrics` by the binary).
+    pub metrics: Option<Arc<Metrics>>,
+    /// Pace the run to this multiple of real time (1.0 = real time); as fast as possible when None.
+    pub realtime: Option<f64>,
+}
+
+/// Keeps sim time at `factor` x wall time by sleeping (only when ahead).
+struct Pacer {
+    factor: f64,
+    start: Instant,
+}
+
+impl Pacer {
+    fn wait_for(&self, now: SimTime) {
+        let target = Duration::from_secs_f64(now.as_secs_f64() / self.factor);
+        if let Some(ahead) = target.checked_sub(self.start.elapsed()) {
+            std::thread::sleep(ahead);
+        }
+    }
+}
+
+/// Times stages into the run's histograms and the live metrics.
+struct Timer {
+    latencies: StageLatencies,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Timer {
+    fn time<T>(&mut self, stage: Stage, f: impl FnOnce() -> T) -> T {
+        let t0 = Instant::now();
+        let out = f();
+        let d = t0.elapsed();
+        self.latencies.entry(stage).or_default().record(d.as_secs_f64());
+        if let Some(m) = &self.metrics {
+            m.observe(stage, d);
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +180,17 @@ struct RunSink {
     rec: Recorder<Tee>,
     calls: BTreeMap<String, u64>,
     memory_events: Vec<Event>,
+    metrics: Option<Arc<Metrics>>,
+    /// Start time and skill of calls in flight (skill durations for the metrics).
+    started: BTreeMap<CallId, (SimTime, String)>,
+}
+
+impl RunSink {
+    fn ended(&mut self, t: SimTime, call: CallId, result: &str) {
+        if let (Some(m), Some((t0, skill))) = (&self.metrics, self.started.remove(&call)) {
+            m.skill_duration.with_label_values(&[skill.as_str(), result]).observe(t.saturating_sub(t0).as_secs_f64());
+        }
+    }
 }
 
 impl RunSink {
@@ -147,6 +206,10 @@ impl TickSink for RunSink {
     fn skill_started(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx, params: &Params) {
         let skill = self.skill(node);
         *self.calls.entry(skill.clone()).or_default() += 1;
+        if let Some(m) = &self.metrics {
+            m.skill_calls.with_label_values(&[skill.as_str()]).inc();
+            self.started.insert(call, (t, skill.clone()));
+        }
         self.memory_events.push(Event::new(t, EventKind::SkillStarted, skill));
         self.rec.skill_started(tick, t, call, node, params);
     }
@@ -158,15 +221,20 @@ impl TickSink for RunSink {
         };
         let text = format!("{} {verdict}: {detail}", self.skill(node));
         self.memory_events.push(Event::new(t, EventKind::SkillFinished, text));
+        self.ended(t, call, verdict);
         self.rec.skill_finished(tick, t, call, node, status);
     }
     fn skill_halted(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx) {
+        self.ended(t, call, "halted");
         self.rec.skill_halted(tick, t, call, node);
     }
     fn check(&mut self, tick: u64, t: SimTime, node: NodeIdx, params: &Params, answer: &SkillStatus) {
         self.rec.check(tick, t, node, params, answer);
     }
     fn error(&mut self, tick: u64, t: SimTime, node: NodeIdx, message: &str) {
+        if let Some(m) = &self.metrics {
+            m.errors.with_label_values(&["node_runtime"]).inc();
+        }
         self.rec.error(tick, t, node, message);
     }
 }
@@ -182,6 +250,15 @@ fn finish_jsonl(sink: JsonlSink<BufWriter<File>>, path: &Path) -> Result<(), Run
 
 /// Runs a scenario with a tree and writes the run directory.
 pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
+    run_timed(cfg).map(|(summary, _)| summary)
+}
+
+/// As [`run`], also returning the wall-clock latency of each stage (for `timing.json`).
+pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunError> {
+    let metrics = cfg.live.metrics.clone();
+    let pacer =
+        cfg.live.realtime.filter(|f| *f > 0.0 && f.is_finite()).map(|factor| Pacer { factor, start: Instant::now() });
+    let mut timer = Timer { latencies: StageLatencies::new(), metrics: metrics.clone() };
     let registry = crate::registry();
     let scenario = &cfg.scenario;
     let library = NodeLibrary::with_skills(&registry);
@@ -241,6 +318,8 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
         rec: Recorder::new(&nodes, Tee { jsonl: JsonlSink::new(create(&ticks_path)?), mcap }),
         calls: BTreeMap::new(),
         memory_events: Vec::new(),
+        metrics: metrics.clone(),
+        started: BTreeMap::new(),
     };
     let mut obs_out = JsonlSink::new(create(&obs_path)?);
     let mut events_out = JsonlSink::new(create(&events_path)?);
@@ -259,7 +338,9 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
         let msg = MemoryEventMsg { tick, t_us: ev.t.micros(), phase, event: ev };
         mcap.put(Topic::MemoryEvents, msg.t_us, &msg);
         memory.push_event(msg.event.clone());
-        episodic.append(msg.event)
+        let t0 = Instant::now();
+        let res = episodic.append(msg.event);
+        (res, t0.elapsed())
     };
     let mut n_events = 0u64;
     remember(
@@ -269,8 +350,10 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
         &mut episodic,
         &mut events_out,
         &mut sink.rec.out.mcap,
-    )?;
+    )
+    .0?;
     n_events += 1;
+    let mut visits_before = 0u64;
 
     let dt = 1.0 / scenario.tick_hz;
     let max_ticks = (scenario.time_limit_s * scenario.tick_hz).ceil() as u64;
@@ -279,13 +362,17 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
         world.step(dt);
         let now = world.now();
         // Perceive.
-        let observations = world.observe(now);
-        obs_out.write_line(&serde_json::json!({ "t_us": now.micros(), "observations": observations }));
-        let obs_msg = ObservationsMsg { tick, t_us: now.micros(), observations };
-        sink.rec.out.mcap.put(Topic::Observations, now.micros(), &obs_msg);
+        let observations = timer.time(Stage::Perceive, || world.observe(now));
+        let obs_msg = timer.time(Stage::Record, || {
+            obs_out.write_line(&serde_json::json!({ "t_us": now.micros(), "observations": observations }));
+            let obs_msg = ObservationsMsg { tick, t_us: now.micros(), observations };
+            sink.rec.out.mcap.put(Topic::Observations, now.micros(), &obs_msg);
+            obs_msg
+        });
         let observations = obs_msg.observations;
         // Remember.
-        let changes = memory.update(now, &observations);
+        let changes = timer.time(Stage::MemoryUpdate, || memory.update(now, &observations));
+        let mut write_time = Duration::ZERO;
         for (ids, kind, verb) in [
             (&changes.appeared, EventKind::EntityAppeared, "came into view"),
             (&changes.disappeared, EventKind::EntityLeft, "went out of view"),
@@ -295,29 +382,55 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
                 if let Some(room) = memory.entity(id.as_str()).and_then(|e| world.room_at(e.position)) {
                     ev = ev.with_place(room);
                 }
-                remember(
+                let (res, d) = remember(
                     ev,
                     (tick, Phase::Perceive),
                     &mut memory,
                     &mut episodic,
                     &mut events_out,
                     &mut sink.rec.out.mcap,
-                )?;
+                );
+                res?;
+                write_time += d;
                 n_events += 1;
             }
         }
-        let entities = EntitiesMsg { tick, t_us: now.micros(), entities: memory.entities().cloned().collect() };
-        sink.rec.out.mcap.put(Topic::Entities, now.micros(), &entities);
+        timer.time(Stage::Record, || {
+            let entities = EntitiesMsg { tick, t_us: now.micros(), entities: memory.entities().cloned().collect() };
+            sink.rec.out.mcap.put(Topic::Entities, now.micros(), &entities);
+        });
         // Decide and act.
-        status = executor.tick(now, &mut world, &memory, &mut sink);
+        status = timer.time(Stage::TreeTick, || executor.tick(now, &mut world, &memory, &mut sink));
         // Record what the skills and the world reported.
         let mut evs = std::mem::take(&mut sink.memory_events);
         evs.extend(world.drain_events());
+        let n_new = evs.len();
         for ev in evs {
-            remember(ev, (tick, Phase::Act), &mut memory, &mut episodic, &mut events_out, &mut sink.rec.out.mcap)?;
+            let (res, d) =
+                remember(ev, (tick, Phase::Act), &mut memory, &mut episodic, &mut events_out, &mut sink.rec.out.mcap);
+            res?;
+            write_time += d;
             n_events += 1;
         }
-        sink.rec.out.mcap.end_tick();
+        timer.latencies.entry(Stage::MemoryWrite).or_default().record(write_time.as_secs_f64());
+        timer.time(Stage::Record, || sink.rec.out.mcap.end_tick());
+        if let Some(m) = &metrics {
+            let stats = executor.stats();
+            m.observe(Stage::MemoryWrite, write_time);
+            m.ticks.inc();
+            m.node_visits.inc_by(stats.node_ticks - visits_before);
+            visits_before = stats.node_ticks;
+            m.observations.inc_by(observations.len() as u64);
+            m.memory_events.inc_by((n_new + changes.appeared.len() + changes.disappeared.len()) as u64);
+            m.tracked_entities.set(memory.in_view().count() as i64);
+            m.working_memory_entities.set(memory.len() as i64);
+            m.working_memory_events.set(memory.recent_events().count() as i64);
+            m.queue_depth.with_label_values(&["episodic_batch"]).set(episodic.pending() as i64);
+            m.sim_time_us.set(now.micros() as i64);
+        }
+        if let Some(p) = &pacer {
+            p.wait_for(now);
+        }
         if status.is_done() {
             break;
         }
@@ -348,7 +461,11 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
         &mut episodic,
         &mut events_out,
         &mut sink.rec.out.mcap,
-    )?;
+    )
+    .0?;
+    if let Some(m) = &metrics {
+        m.runs.with_label_values(&[&outcome.to_string()]).inc();
+    }
     n_events += 1;
     episodic.flush()?;
     let stats = executor.stats();
@@ -410,5 +527,5 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
     serde_json::to_writer(&mut ds, &line).map_err(|e| RunError::Io { path: ds_path.clone(), source: e.into() })?;
     ds.write_all(b"\n").map_err(io_err(&ds_path))?;
     ds.flush().map_err(io_err(&ds_path))?;
-    Ok(summary)
+    Ok((summary, timer.latencies))
 }

@@ -27,6 +27,7 @@ fn run_with(tree: Tree, seed: u64, out: &Path) {
         seed,
         out_dir: out.to_path_buf(),
         plan: None,
+        live: arbor_sim::runner::LiveOptions::default(),
     };
     arbor_sim::run(&cfg).unwrap();
 }

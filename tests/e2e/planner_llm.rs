@@ -70,6 +70,7 @@ fn twenty_goals_all_give_valid_trees() {
                     seed: 1,
                     out_dir: dir.path().join(i.to_string()),
                     plan: Some(out.record()),
+                    live: arbor_sim::runner::LiveOptions::default(),
                 });
                 assert!(run.is_ok(), "{goal}: {}: {run:?}", out.plan_text);
                 println!(

@@ -3,6 +3,8 @@
 //! (a) ns per node visit, root Sequence over 10 Sequences of 100 synchronous actions;
 //! (b) ns per tick, ReactiveSequence of a condition + an action that stays RUNNING;
 //! (c) load the 1000-node tree (a) from BT.CPP XML (parse + check + build).
+//! (a) and (b) also run with the per-tick metrics work of the run loop (`*_with_metrics`): the
+//! metrics' cost is the ratio of the two in the same run.
 //!
 //! `cargo bench -p arbor-behaviors --bench engine`; criterion prints time per iteration:
 //! divide (a) by 1011 visits (the bench names say so).
@@ -10,6 +12,7 @@
 #![allow(clippy::expect_used, reason = "benchmark setup: a tree that does not load is a broken benchmark")]
 
 use arbor_behaviors::bench_trees::{BenchRobot, library, tree_a, tree_b};
+use arbor_behaviors::metrics::{Metrics, TickMeter};
 use arbor_behaviors::record::NullSink;
 use arbor_behaviors::{Executor, xml};
 use arbor_memory::WorkingMemory;
@@ -62,6 +65,24 @@ fn bench(c: &mut Criterion) {
             black_box(s)
         })
     });
+    // What a tree loop adds per tick with metrics on (`TickMeter`): every tick timed, and one
+    // in 64 timed (counts published every 64 ticks).
+    let metrics = std::sync::Arc::new(Metrics::new().expect("metrics"));
+    for (name, every) in
+        [("arbor_tick_and_reset_with_metrics_every_tick", 1), ("arbor_tick_and_reset_with_metrics_1_in_64", 64)]
+    {
+        let mut meter = TickMeter::new(Some(metrics.clone()), every);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                t += 1;
+                let t0 = meter.start();
+                let s = ex.tick(SimTime(t), &mut robot, &mem, &mut NullSink);
+                meter.done(t0, ex.stats().node_ticks);
+                ex.reset(SimTime(t), &mut robot, &mem, &mut NullSink);
+                black_box(s)
+            })
+        });
+    }
     let mut bt = BT::new(bonsai_a(), ());
     g.bench_function("bonsai_tick_and_reset_bt", |b| {
         b.iter(|| {
@@ -83,6 +104,18 @@ fn bench(c: &mut Criterion) {
             black_box(ex.tick(SimTime(t), &mut robot, &mem, &mut NullSink))
         })
     });
+    for (name, every) in [("arbor_with_metrics_every_tick", 1), ("arbor_with_metrics_1_in_64", 64)] {
+        let mut meter = TickMeter::new(Some(metrics.clone()), every);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                t += 1;
+                let t0 = meter.start();
+                let s = ex.tick(SimTime(t), &mut robot, &mem, &mut NullSink);
+                meter.done(t0, ex.stats().node_ticks);
+                black_box(s)
+            })
+        });
+    }
     let mut bt = BT::new(bonsai_b(), ());
     g.bench_function("bonsai", |b| b.iter(|| black_box(bonsai_tick(&mut bt))));
     g.finish();

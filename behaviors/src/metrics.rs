@@ -147,6 +147,8 @@ pub type StageLatencies = BTreeMap<Stage, LatencyHistogram>;
 pub struct Metrics {
     registry: Registry,
     pub stage_latency: HistogramVec,
+    /// `stage_latency` per stage, looked up once (no label hashing per observation).
+    by_stage: Vec<Histogram>,
     pub plan_ttft: Histogram,
     pub plan_tokens_per_s: Histogram,
     pub skill_duration: HistogramVec,
@@ -197,11 +199,10 @@ impl Metrics {
                 &["stage"],
             )?,
         )?;
-        for s in Stage::ALL {
-            // Present from the start, so dashboards show every stage (empty until used).
-            stage_latency.with_label_values(&[s.name()]);
-        }
+        // Present from the start, so dashboards show every stage (empty until used).
+        let by_stage = Stage::ALL.iter().map(|s| stage_latency.with_label_values(&[s.name()])).collect();
         let m = Metrics {
+            by_stage,
             stage_latency,
             plan_ttft: reg(
                 r,
@@ -280,7 +281,9 @@ impl Metrics {
     }
 
     pub fn observe(&self, stage: Stage, d: Duration) {
-        self.stage_latency.with_label_values(&[stage.name()]).observe(d.as_secs_f64());
+        if let Some(h) = self.by_stage.get(stage as usize) {
+            h.observe(d.as_secs_f64());
+        }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -296,6 +299,71 @@ impl Metrics {
     /// Names of every metric family (with the `arbor_` prefix), for dashboard checks.
     pub fn family_names(&self) -> Vec<String> {
         self.registry.gather().iter().map(|f| f.name().to_string()).collect()
+    }
+}
+
+/// Per-tick metrics for a tree loop, cheap enough for the engine's own benchmark: ticks are
+/// counted locally and published every `sample_every` ticks, and one tick in `sample_every` is
+/// timed (into the run's histogram and Prometheus). `sample_every = 1` times every tick.
+#[derive(Debug)]
+pub struct TickMeter {
+    metrics: Option<std::sync::Arc<Metrics>>,
+    sample_every: u32,
+    countdown: u32,
+    unpublished: u64,
+    published_visits: u64,
+    /// The timed ticks' latencies.
+    pub hist: LatencyHistogram,
+}
+
+impl TickMeter {
+    pub fn new(metrics: Option<std::sync::Arc<Metrics>>, sample_every: u32) -> Self {
+        Self {
+            metrics,
+            sample_every: sample_every.max(1),
+            countdown: 0,
+            unpublished: 0,
+            published_visits: 0,
+            hist: LatencyHistogram::default(),
+        }
+    }
+
+    /// Call before the tick: the start time when this tick is to be timed.
+    #[inline]
+    pub fn start(&mut self) -> Option<std::time::Instant> {
+        if self.countdown == 0 {
+            self.countdown = self.sample_every;
+            Some(std::time::Instant::now())
+        } else {
+            None
+        }
+    }
+
+    /// Call after the tick with the executor's node-visit total.
+    #[inline]
+    pub fn done(&mut self, started: Option<std::time::Instant>, node_visits_total: u64) {
+        self.countdown -= 1;
+        self.unpublished += 1;
+        if let Some(t0) = started {
+            let d = t0.elapsed();
+            self.hist.record(d.as_secs_f64());
+            if let Some(m) = &self.metrics {
+                m.observe(Stage::TreeTick, d);
+            }
+        }
+        if self.countdown == 0 {
+            self.publish(node_visits_total);
+        }
+    }
+
+    /// Publishes the counts not yet published (call at the end of a run).
+    pub fn publish(&mut self, node_visits_total: u64) {
+        if let Some(m) = &self.metrics {
+            m.ticks.inc_by(self.unpublished);
+            m.node_visits.inc_by(node_visits_total.saturating_sub(self.published_visits));
+        }
+        self.unpublished = 0;
+        self.published_visits = node_visits_total;
     }
 }
 
@@ -323,6 +391,20 @@ mod tests {
         let back = serde_json::from_str::<LatencyHistogram>(&text).unwrap();
         assert_eq!((back.count, &back.buckets), (m.count, &m.buckets));
         assert!((back.sum_s - m.sum_s).abs() < 1e-12);
+    }
+
+    #[test]
+    fn tick_meter_samples_and_publishes_everything() {
+        let m = std::sync::Arc::new(Metrics::new().unwrap());
+        let mut meter = TickMeter::new(Some(m.clone()), 4);
+        for i in 1..=10u64 {
+            let t0 = meter.start();
+            meter.done(t0, i * 7);
+        }
+        assert_eq!(meter.hist.count, 3, "ticks 1, 5, 9 are timed");
+        assert_eq!(m.ticks.get(), 8, "published every 4 ticks");
+        meter.publish(70);
+        assert_eq!((m.ticks.get(), m.node_visits.get()), (10, 70));
     }
 
     #[test]

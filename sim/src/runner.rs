@@ -19,7 +19,7 @@
 use crate::scenario::Scenario;
 use crate::world::{CriterionResult, Photo, World};
 use arbor_behaviors::dataset::{self, DatasetLine, LineMetadata};
-use arbor_behaviors::metrics::{Metrics, Stage, StageLatencies};
+use arbor_behaviors::metrics::{Metrics, Stage, StageLatencies, TickMeter};
 use arbor_behaviors::planner::{PlanRecord, format as plan_format, prompt as plan_prompt};
 use arbor_behaviors::record::{JsonlSink, RecordOut, Recorder, TickRecord, TickSink};
 use arbor_behaviors::recording::{
@@ -353,7 +353,8 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
     )
     .0?;
     n_events += 1;
-    let mut visits_before = 0u64;
+    // Every tick timed: the simulator's loop costs far more than the meter.
+    let mut meter = TickMeter::new(metrics.clone(), 1);
 
     let dt = 1.0 / scenario.tick_hz;
     let max_ticks = (scenario.time_limit_s * scenario.tick_hz).ceil() as u64;
@@ -400,7 +401,9 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
             sink.rec.out.mcap.put(Topic::Entities, now.micros(), &entities);
         });
         // Decide and act.
-        status = timer.time(Stage::TreeTick, || executor.tick(now, &mut world, &memory, &mut sink));
+        let t0 = meter.start();
+        status = executor.tick(now, &mut world, &memory, &mut sink);
+        meter.done(t0, executor.stats().node_ticks);
         // Record what the skills and the world reported.
         let mut evs = std::mem::take(&mut sink.memory_events);
         evs.extend(world.drain_events());
@@ -415,11 +418,7 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
         timer.latencies.entry(Stage::MemoryWrite).or_default().record(write_time.as_secs_f64());
         timer.time(Stage::Record, || sink.rec.out.mcap.end_tick());
         if let Some(m) = &metrics {
-            let stats = executor.stats();
             m.observe(Stage::MemoryWrite, write_time);
-            m.ticks.inc();
-            m.node_visits.inc_by(stats.node_ticks - visits_before);
-            visits_before = stats.node_ticks;
             m.observations.inc_by(observations.len() as u64);
             m.memory_events.inc_by((n_new + changes.appeared.len() + changes.disappeared.len()) as u64);
             m.tracked_entities.set(memory.in_view().count() as i64);
@@ -463,6 +462,8 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
         &mut sink.rec.out.mcap,
     )
     .0?;
+    meter.publish(executor.stats().node_ticks);
+    timer.latencies.insert(Stage::TreeTick, std::mem::take(&mut meter.hist));
     if let Some(m) = &metrics {
         m.runs.with_label_values(&[&outcome.to_string()]).inc();
     }

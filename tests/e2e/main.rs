@@ -10,6 +10,7 @@
 
 mod cli_errors;
 mod dataset;
+mod observability;
 #[cfg(feature = "llm")]
 mod planner_llm;
 mod recording;

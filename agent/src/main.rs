@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 mod dataset_cmd;
+mod fleet;
+mod fleet_cmd;
 mod metrics_server;
 mod plan;
 mod replay_cmd;
@@ -57,6 +59,13 @@ enum Command {
         plan: plan::PlanArgs,
         #[command(flatten)]
         live: LiveArgs,
+        /// Fleet settings (robot id, broker, outbox): the finished run is queued as an episode
+        /// and sent to the broker (or kept for next time).
+        #[arg(long)]
+        fleet: Option<PathBuf>,
+        /// Seconds to wait for the broker's acknowledgement of the outbox.
+        #[arg(long, default_value_t = 10.0)]
+        publish_timeout: f64,
     },
     /// Plan a goal with the local LLM: print the tree (YAML) and the figures.
     Plan {
@@ -96,6 +105,57 @@ enum Command {
     Dataset {
         #[command(subcommand)]
         command: dataset_cmd::DatasetCommand,
+    },
+    /// The robot's fleet connection: status, metrics, remote goals (plan + run in the simulator),
+    /// episodes from the outbox. Runs until killed (or --exit-when-idle).
+    Agent {
+        #[arg(long)]
+        fleet: PathBuf,
+        /// Scenario that remote goals run in.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Where runs for remote goals are written.
+        #[arg(long, default_value = "runs/agent")]
+        out_root: PathBuf,
+        #[arg(long, default_value_t = 5.0)]
+        metrics_every: f64,
+        /// Exit after this many seconds without goals once the outbox is empty.
+        #[arg(long)]
+        exit_when_idle: Option<f64>,
+        #[command(flatten)]
+        plan: plan::PlanArgs,
+    },
+    /// Send what waits in a robot's outbox.
+    FleetFlush {
+        #[arg(long)]
+        fleet: PathBuf,
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+    },
+    /// Collect the fleet's episodes (arbor/+/episodes, persistent session) into run directories
+    /// that `arbor dataset build` reads; each episode once.
+    Collect {
+        /// mqtt://host:port or mqtts://host:port.
+        #[arg(long)]
+        broker: String,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// MQTT client id: the broker keeps this session's queue while the collector is away.
+        #[arg(long, default_value = "arbor-collector")]
+        client_id: String,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+        /// CA certificate (PEM) for mqtts://.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Exit after writing this many new episodes.
+        #[arg(long)]
+        exit_after: Option<u64>,
+        /// Exit after this many seconds without a message.
+        #[arg(long)]
+        idle_exit: Option<f64>,
     },
     /// Write one self-contained HTML page over run directories: latency per stage, tree
     /// timeline, planner speed, success by scenario and goal, slowest episodes.
@@ -176,8 +236,33 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Sim { scenario, tree, goal, seed, out, json, plan, live } => {
-            sim(scenario, tree, goal, seed, out, json, &plan, &live)
+        Command::Sim { scenario, tree, goal, seed, out, json, plan, live, fleet, publish_timeout } => {
+            let code = sim(scenario, tree, goal, seed, out.clone(), json, &plan, &live)?;
+            if let Some(f) = fleet {
+                fleet_cmd::publish_run(&f, &out, publish_timeout)?;
+            }
+            Ok(code)
+        }
+        Command::Agent { fleet, scenario, out_root, metrics_every, exit_when_idle, plan } => {
+            fleet_cmd::agent_cmd(&fleet_cmd::AgentArgs {
+                fleet: &fleet,
+                scenario: &scenario,
+                out_root: &out_root,
+                metrics_every_s: metrics_every,
+                exit_when_idle_s: exit_when_idle,
+                plan: &plan,
+            })
+        }
+        Command::FleetFlush { fleet, timeout } => fleet_cmd::flush_cmd(&fleet, timeout),
+        Command::Collect { broker, output, client_id, username, password, ca_file, exit_after, idle_exit } => {
+            fleet::parse_url(&broker)?;
+            fleet_cmd::collect_cmd(&fleet_cmd::CollectArgs {
+                broker: fleet::BrokerConfig { url: broker, username, password, ca_file },
+                client_id: &client_id,
+                out: &output,
+                exit_after,
+                idle_exit_s: idle_exit,
+            })
         }
         Command::Plan { goal, scenario, seed, output, plan } => plan_cmd(&goal, &scenario, seed, output, &plan),
         Command::Tree { command: TreeCommand::Validate { files, lenient, manifests, scenario } } => {

@@ -10,6 +10,7 @@
 
 mod cli_errors;
 mod dataset;
+mod fleet;
 mod observability;
 #[cfg(feature = "llm")]
 mod planner_llm;

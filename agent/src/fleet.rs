@@ -18,6 +18,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Requests (publishes, acks) a client may have queued for its event loop.
+const REQUEST_CAP: usize = 1024;
+
 /// The largest episode message (both directions).
 const MAX_PACKET: usize = 8 * 1024 * 1024;
 
@@ -275,10 +278,15 @@ impl Inflight {
     }
 
     fn fill(&mut self, client: &Client, robot: &str) -> Result<()> {
+        // (Never fails today: a full request queue just stops the filling until next time.)
         while self.requested.len() + self.by_pkid.len() < Self::WINDOW {
             let Some(path) = self.queue.pop_front() else { break };
             let Ok(bytes) = std::fs::read(&path) else { continue };
-            client.try_publish(topic(robot, "episodes"), QoS::AtLeastOnce, false, bytes)?;
+            if client.try_publish(topic(robot, "episodes"), QoS::AtLeastOnce, false, bytes).is_err() {
+                // The request queue is full: try again after the event loop has moved.
+                self.queue.push_front(path);
+                break;
+            }
             self.requested.push_back(Some(path));
         }
         Ok(())
@@ -323,7 +331,7 @@ pub fn flush(cfg: &FleetConfig, outbox: &Outbox, status: &str, deadline: Duratio
     'reconnect: while !deadline.saturating_sub(started.elapsed()).is_zero() {
         // A fresh client per connection: nothing of a dropped connection is replayed behind
         // our back; what was not acknowledged is still in the outbox and goes again.
-        let (client, mut conn) = Client::new(robot_options(cfg, true)?, 64);
+        let (client, mut conn) = Client::new(robot_options(cfg, true)?, REQUEST_CAP);
         let mut fl = Inflight::default();
         let mut connected = false;
         loop {
@@ -407,7 +415,7 @@ pub fn agent_loop(
     let mut idle_since = Instant::now();
     loop {
         // Persistent session: goals sent while the robot was away are delivered on return.
-        let (client, mut conn) = Client::new(robot_options(cfg, false)?, 64);
+        let (client, mut conn) = Client::new(robot_options(cfg, false)?, REQUEST_CAP);
         let mut fl = Inflight::default();
         let mut connected = false;
         let mut last_metrics = Instant::now();
@@ -538,8 +546,15 @@ pub fn collect(
     'reconnect: loop {
         let mut opts = options(broker, client_id, false)?;
         opts.set_manual_acks(true);
-        let (client, mut conn): (Client, Connection) = Client::new(opts, 64);
+        let (client, mut conn): (Client, Connection) = Client::new(opts, REQUEST_CAP);
+        let mut unacked: VecDeque<rumqttc::Publish> = VecDeque::new();
         loop {
+            while let Some(p) = unacked.pop_front() {
+                if client.try_ack(&p).is_err() {
+                    unacked.push_front(p);
+                    break;
+                }
+            }
             if stop(&report, last_message.elapsed()) {
                 // Let the acknowledgements queued so far reach the broker before leaving, or
                 // the persistent session would deliver those episodes again next time.
@@ -591,7 +606,7 @@ pub fn collect(
                         }
                     }
                     // Acknowledge only now: the episode is on disk (or will never be usable).
-                    client.try_ack(&p)?;
+                    unacked.push_back(p);
                 }
                 Ok(Ok(_)) => {}
             }

@@ -140,3 +140,63 @@ pub fn collect_cmd(a: &CollectArgs<'_>) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// `arbor fleet-bench`: J simulated robots publish N episodes each (copies of one real run with
+/// distinct ids) through the broker to a collector; episodes/s from the first publish to the
+/// last episode on the collector's disk.
+pub fn bench_cmd(broker: &str, robots: usize, per_robot: usize, run: &Path) -> Result<ExitCode> {
+    let base = Episode::from_run("bench", run)?;
+    let dir = std::env::temp_dir().join(format!("arbor-fleet-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let broker_cfg = BrokerConfig { url: broker.to_string(), ..BrokerConfig::default() };
+    let total = (robots * per_robot) as u64;
+    let mut cfgs = Vec::new();
+    for r in 0..robots {
+        let cfg = FleetConfig {
+            robot_id: format!("bench-{r}"),
+            broker: broker_cfg.clone(),
+            state_dir: dir.join(format!("robot-{r}")),
+            max_queue: per_robot + 1,
+        };
+        let outbox = Outbox::open(&cfg.state_dir, cfg.max_queue)?;
+        for i in 0..per_robot {
+            let mut ep = base.clone();
+            ep.robot_id = cfg.robot_id.clone();
+            ep.episode_id = format!("{}-{r:03}-{i:06}", &base.episode_id[..12]);
+            outbox.push(&ep)?;
+        }
+        cfgs.push((cfg, outbox));
+    }
+    let bytes = serde_json::to_vec(&base)?.len();
+    let out = dir.join("collected");
+    let client_id = format!("arbor-bench-collector-{}", std::process::id());
+    let started = Instant::now();
+    let collected = std::thread::scope(|s| -> Result<fleet::CollectReport> {
+        let col = s.spawn(|| {
+            fleet::collect(&broker_cfg, &client_id, &out, |r, idle| {
+                r.written >= total || idle > Duration::from_secs(30)
+            })
+        });
+        // Let the collector subscribe before the robots start.
+        std::thread::sleep(Duration::from_millis(300));
+        let publishers: Vec<_> = cfgs
+            .iter()
+            .map(|(cfg, outbox)| s.spawn(move || fleet::flush(cfg, outbox, "bench", Duration::from_secs(120))))
+            .collect();
+        for p in publishers {
+            p.join().map_err(|_| anyhow::anyhow!("a publisher panicked"))??;
+        }
+        col.join().map_err(|_| anyhow::anyhow!("the collector panicked"))?
+    })?;
+    let secs = started.elapsed().as_secs_f64() - 0.3;
+    println!(
+        "fleet-bench {robots} robot(s) x {per_robot} episodes ({bytes} bytes each) via {broker}: {} written, {} duplicates, {:.2} s, {:.0} episodes/s, {:.1} MB/s",
+        collected.written,
+        collected.duplicates,
+        secs,
+        collected.written as f64 / secs,
+        collected.written as f64 * bytes as f64 / secs / 1e6
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(if collected.written == total { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

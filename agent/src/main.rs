@@ -157,6 +157,19 @@ enum Command {
         #[arg(long)]
         idle_exit: Option<f64>,
     },
+    /// Benchmark: J simulated robots send N episodes each (copies of a run) through the broker
+    /// to a collector; prints episodes/s.
+    FleetBench {
+        #[arg(long)]
+        broker: String,
+        #[arg(long, default_value_t = 4)]
+        robots: usize,
+        #[arg(long, default_value_t = 250)]
+        episodes: usize,
+        /// A finished run directory to copy.
+        #[arg(long)]
+        run: PathBuf,
+    },
     /// Write one self-contained HTML page over run directories: latency per stage, tree
     /// timeline, planner speed, success by scenario and goal, slowest episodes.
     Report {
@@ -253,6 +266,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 plan: &plan,
             })
         }
+        Command::FleetBench { broker, robots, episodes, run } => fleet_cmd::bench_cmd(&broker, robots, episodes, &run),
         Command::FleetFlush { fleet, timeout } => fleet_cmd::flush_cmd(&fleet, timeout),
         Command::Collect { broker, output, client_id, username, password, ca_file, exit_after, idle_exit } => {
             fleet::parse_url(&broker)?;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 mod dataset_cmd;
+mod eval_cmd;
 mod fleet;
 mod fleet_cmd;
 mod metrics_server;
@@ -170,6 +171,19 @@ enum Command {
         #[arg(long)]
         run: PathBuf,
     },
+    /// Evaluate planners on a suite (sim/suites/*.yaml): task success, valid trees, attempts,
+    /// tokens/s, plan latency, one row per model (a GGUF file, or `expert`).
+    Eval {
+        #[arg(long)]
+        suite: PathBuf,
+        /// A GGUF model, or `expert` (the scripted expert); repeat for an A/B table.
+        #[arg(long = "model-under-test", value_name = "GGUF|expert")]
+        models: Vec<String>,
+        #[arg(short = 'o', long = "output", default_value = "runs/eval")]
+        output: PathBuf,
+        #[command(flatten)]
+        plan: plan::PlanArgs,
+    },
     /// Write one self-contained HTML page over run directories: latency per stage, tree
     /// timeline, planner speed, success by scenario and goal, slowest episodes.
     Report {
@@ -267,6 +281,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::FleetBench { broker, robots, episodes, run } => fleet_cmd::bench_cmd(&broker, robots, episodes, &run),
+        Command::Eval { suite, models, output, plan } => eval_cmd::eval_cmd(&suite, &models, &output, &plan),
         Command::FleetFlush { fleet, timeout } => fleet_cmd::flush_cmd(&fleet, timeout),
         Command::Collect { broker, output, client_id, username, password, ca_file, exit_after, idle_exit } => {
             fleet::parse_url(&broker)?;

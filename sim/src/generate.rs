@@ -9,6 +9,16 @@ use crate::scenario::{Criterion, Motion, Scenario};
 use arbor_behaviors::tree::{Node, Tree};
 use arbor_perception::{Point2, Rng};
 
+/// Which side of the train / held-out divide an episode is drawn from. Held-out episodes use
+/// other people's names, other phrasings of the goals, and the map mirrored left to right, so
+/// that nothing of them occurs in training data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    Train,
+    Heldout,
+}
+
 /// What the goal asks for, independent of its wording.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GoalSpec {
@@ -37,53 +47,77 @@ impl GoalSpec {
         }
     }
 
-    /// One phrasing of the goal, chosen by `rng`.
-    pub fn phrase(&self, rng: &mut Rng) -> String {
+    /// One phrasing of the goal for `split`, chosen by `rng`.
+    pub fn phrase(&self, rng: &mut Rng, split: Split) -> String {
         let pick = |rng: &mut Rng, options: &[&str]| -> String {
             let i = (rng.uniform() * options.len() as f64) as usize;
             options[i.min(options.len() - 1)].to_string()
         };
+        let train = split == Split::Train;
         match self {
             GoalSpec::PhotographAttending => pick(
                 rng,
-                &[
-                    "photograph each person who looks at the robot",
-                    "take a picture of everyone who is looking at you",
-                    "photograph the people who pay attention to the robot, and nobody else",
-                    "snap a photo of every person facing you, skip the ones looking away",
-                    "please take photos of all attentive people",
-                ],
+                if train {
+                    &[
+                        "photograph each person who looks at the robot",
+                        "take a picture of everyone who is looking at you",
+                        "photograph the people who pay attention to the robot, and nobody else",
+                        "snap a photo of every person facing you, skip the ones looking away",
+                        "please take photos of all attentive people",
+                    ]
+                } else {
+                    &[
+                        "capture an image of each person watching you",
+                        "only photograph people who are paying attention to you",
+                        "get pictures of whoever looks your way",
+                    ]
+                },
             ),
             GoalSpec::Photograph(p) => pick(
                 rng,
-                &[
-                    "photograph {p}",
-                    "take a picture of {p}",
-                    "please get a photo of {p}",
-                    "find {p} and take their photo",
-                    "I need a picture of {p}",
-                ],
+                if train {
+                    &[
+                        "photograph {p}",
+                        "take a picture of {p}",
+                        "please get a photo of {p}",
+                        "find {p} and take their photo",
+                        "I need a picture of {p}",
+                    ]
+                } else {
+                    &["capture an image of {p}", "could you shoot a portrait of {p}?", "{p} needs a photo taken"]
+                },
             )
             .replace("{p}", p),
             GoalSpec::GoTo(place) => pick(
                 rng,
-                &[
-                    "go to the {x}",
-                    "drive to the {x}",
-                    "please move to the {x}",
-                    "head over to the {x}",
-                    "navigate to {x}",
-                ],
+                if train {
+                    &[
+                        "go to the {x}",
+                        "drive to the {x}",
+                        "please move to the {x}",
+                        "head over to the {x}",
+                        "navigate to {x}",
+                    ]
+                } else {
+                    &["make your way to the {x}", "travel to the {x} please", "I want you in the {x}"]
+                },
             )
             .replace("{x}", place),
             GoalSpec::PhotographThenGoTo(p, place) => pick(
                 rng,
-                &[
-                    "photograph {p}, then go to the {x}",
-                    "take a picture of {p} and come back to the {x}",
-                    "find {p}, photograph them, and return to the {x}",
-                    "after you photograph {p}, head to the {x}",
-                ],
+                if train {
+                    &[
+                        "photograph {p}, then go to the {x}",
+                        "take a picture of {p} and come back to the {x}",
+                        "find {p}, photograph them, and return to the {x}",
+                        "after you photograph {p}, head to the {x}",
+                    ]
+                } else {
+                    &[
+                        "capture an image of {p}, then make your way to the {x}",
+                        "once {p} is photographed, travel to the {x}",
+                    ]
+                },
             )
             .replace("{p}", p)
             .replace("{x}", place),
@@ -96,6 +130,42 @@ const NAMES: [&str; 24] = [
     "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj", "olivia",
     "peggy", "rupert", "sybil", "trent", "victor", "walter", "yusuf", "zoe", "amara", "bilal", "chen",
 ];
+
+/// Names only held-out episodes use.
+const HELDOUT_NAMES: [&str; 12] =
+    ["kwame", "lucia", "mateo", "noor", "oskar", "priya", "quinn", "rosa", "sven", "tariq", "uma", "xavier"];
+
+/// Mirrors a scenario left to right (x -> width - x; headings reflected).
+fn mirror(s: &mut Scenario) {
+    let w = s.map.size[0];
+    let fx = |x: f64| w - x;
+    for r in &mut s.map.rooms {
+        let (a, b) = (fx(r.max[0]), fx(r.min[0]));
+        r.min[0] = a;
+        r.max[0] = b;
+    }
+    for wall in &mut s.map.walls {
+        wall[0][0] = fx(wall[0][0]);
+        wall[1][0] = fx(wall[1][0]);
+    }
+    for p in &mut s.map.places {
+        p.at[0] = fx(p.at[0]);
+    }
+    for o in &mut s.objects {
+        o.at[0] = fx(o.at[0]);
+    }
+    for p in &mut s.people {
+        p.pose[0] = fx(p.pose[0]);
+        p.pose[2] = 180.0 - p.pose[2];
+        if let Motion::Patrol { waypoints, .. } = &mut p.motion {
+            for w in waypoints {
+                w[0] = fx(w[0]);
+            }
+        }
+    }
+    s.robot.pose[0] = fx(s.robot.pose[0]);
+    s.robot.pose[2] = 180.0 - s.robot.pose[2];
+}
 
 /// One generated episode.
 #[derive(Debug, Clone)]
@@ -116,11 +186,23 @@ fn room_point(rng: &mut Rng, min: [f64; 2], max: [f64; 2], margin: f64) -> Point
 
 /// The episode `index` of a generation with `base_seed`, from `base`.
 pub fn episode(base: &Scenario, base_seed: u64, index: u64) -> Result<Episode, String> {
-    let seed = Rng::seed_from_u64(base_seed ^ 0x9e37_79b9_7f4a_7c15).fork(index).next_u64();
+    episode_in(base, base_seed, index, Split::Train)
+}
+
+/// The episode `index` of a generation with `base_seed`, from `base`, on one side of the split.
+pub fn episode_in(base: &Scenario, base_seed: u64, index: u64, split: Split) -> Result<Episode, String> {
+    let salt = if split == Split::Train { 0 } else { 0x0048_454c_444f_5554 };
+    let seed = Rng::seed_from_u64(base_seed ^ 0x9e37_79b9_7f4a_7c15 ^ salt).fork(index).next_u64();
     let mut rng = Rng::seed_from_u64(seed);
     let mut s = base.clone();
+    if split == Split::Heldout {
+        mirror(&mut s);
+    }
     // People: new names, new places in a random room, random heading and attention.
-    let mut names: Vec<&str> = NAMES.to_vec();
+    let mut names: Vec<&str> = if split == Split::Train { NAMES.to_vec() } else { HELDOUT_NAMES.to_vec() };
+    if names.len() < s.people.len() {
+        return Err(format!("scenario '{}' has more people than the name pool", base.name));
+    }
     let rooms = s.map.rooms.clone();
     if rooms.is_empty() {
         return Err(format!("scenario '{}' has no rooms to place people in", base.name));
@@ -170,11 +252,11 @@ pub fn episode(base: &Scenario, base_seed: u64, index: u64) -> Result<Episode, S
     } else {
         GoalSpec::PhotographThenGoTo(any(&mut rng, &people), any(&mut rng, &places))
     };
-    let goal_text = goal.phrase(&mut rng);
+    let goal_text = goal.phrase(&mut rng, split);
     s.goal = goal_text.clone();
     s.success = goal.criteria();
     let scenario_text = serde_yaml::to_string(&s).map_err(|e| e.to_string())?;
-    let id = format!("ep{index:06}");
+    let id = if split == Split::Train { format!("ep{index:06}") } else { format!("heldout{index:06}") };
     // Validate what was made, as any scenario file would be.
     let scenario =
         Scenario::parse(&scenario_text, &format!("{id} (generated from {})", base.name)).map_err(|e| e.to_string())?;
@@ -301,6 +383,26 @@ mod tests {
         assert!(goals.len() > 15, "{goals:?}");
         let other = episode(&b, 8, 3).unwrap();
         assert_ne!(a.scenario_text, other.scenario_text);
+    }
+
+    #[test]
+    fn heldout_episodes_share_nothing_with_training() {
+        let b = base();
+        let train: Vec<Episode> = (0..60).map(|i| episode(&b, 1, i).unwrap()).collect();
+        let held: Vec<Episode> = (0..30).map(|i| episode_in(&b, 1, i, Split::Heldout).unwrap()).collect();
+        let goals: std::collections::BTreeSet<&str> = train.iter().map(|e| e.goal_text.as_str()).collect();
+        let names: std::collections::BTreeSet<&str> =
+            train.iter().flat_map(|e| e.scenario.people.iter().map(|p| p.name.as_str())).collect();
+        for h in &held {
+            assert!(!goals.contains(h.goal_text.as_str()), "{}", h.goal_text);
+            assert!(h.scenario.people.iter().all(|p| !names.contains(p.name.as_str())));
+            assert_ne!(h.scenario.map.rooms[0].min, b.map.rooms[0].min, "mirrored layout");
+        }
+        // The expert still solves held-out episodes (the layout is valid and reachable).
+        let lib = arbor_behaviors::NodeLibrary::with_skills(&crate::registry());
+        for h in &held {
+            expert(h).check("expert", &lib, Some(&h.scenario.vocabulary()), false).unwrap();
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 mod cli_errors;
 mod dataset;
+mod eval;
 mod fleet;
 mod observability;
 #[cfg(feature = "llm")]

@@ -217,3 +217,36 @@ fn dataset_generate_with_the_llm_keeps_its_runs_and_lets_the_expert_teach() {
         }
     }
 }
+
+#[test]
+fn eval_compares_the_model_with_the_expert() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.yaml");
+    let scenario = root().join(SCENARIO);
+    std::fs::write(&suite, format!("name: ab\nscenario: {}\nsplit: heldout\nepisodes: 2\n", scenario.display()))
+        .unwrap();
+    let model = default_model_path();
+    let out = dir.path().join("eval");
+    let o = arbor(&[
+        "eval",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--model-under-test",
+        model.to_str().unwrap(),
+        "--model-under-test",
+        "expert",
+        "--threads",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert!(results[0]["model"].as_str().unwrap().contains("SmolLM2"));
+    // No accuracy asserted (that is what the table is for); the figures are there.
+    assert_eq!(results[0]["episodes"], 2);
+    assert_eq!(results[1]["valid_trees"], 2);
+}

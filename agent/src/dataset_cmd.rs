@@ -301,26 +301,6 @@ fn generate_cmd(
 // build
 // ------------------------------------------------------------------------------------------
 
-fn find_runs(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    if path.join("dataset.jsonl").is_file() {
-        out.push(path.to_path_buf());
-        return Ok(());
-    }
-    if !path.is_dir() {
-        bail!("{}: neither a run directory (no dataset.jsonl) nor a directory of runs", path.display());
-    }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    entries.sort();
-    for e in entries {
-        find_runs(&e, out)?;
-    }
-    Ok(())
-}
-
 fn read_run(dir: &Path) -> Result<RunLine> {
     let ds = dir.join("dataset.jsonl");
     let text = std::fs::read_to_string(&ds).with_context(|| format!("reading {}", ds.display()))?;
@@ -419,7 +399,7 @@ fn card(built: &dataset::Built, opts: &BuildOptions, inputs: &[PathBuf]) -> Stri
 fn build_cmd(inputs: &[PathBuf], output: &Path, opts: &BuildOptions) -> Result<ExitCode> {
     let mut dirs = Vec::new();
     for p in inputs {
-        find_runs(p, &mut dirs)?;
+        crate::runs::find_runs(p, "dataset.jsonl", &mut dirs)?;
     }
     if dirs.is_empty() {
         bail!("no run directories (with dataset.jsonl) under {inputs:?}");

@@ -310,9 +310,8 @@ fn robot_options(cfg: &FleetConfig, clean: bool) -> Result<MqttOptions> {
     Ok(opts)
 }
 
-/// A graceful goodbye: "offline" retained (the last will is not sent on a clean disconnect).
-fn goodbye(client: &Client, conn: &mut Connection, robot: &str) {
-    let _ = client.try_publish(topic(robot, "status"), QoS::AtLeastOnce, true, "offline");
+/// Disconnects after what was requested before (acks, publishes) has gone out; at most 2 s.
+fn disconnect(client: &Client, conn: &mut Connection) {
     let _ = client.try_disconnect();
     let until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < until {
@@ -321,6 +320,12 @@ fn goodbye(client: &Client, conn: &mut Connection, robot: &str) {
             _ => {}
         }
     }
+}
+
+/// A graceful goodbye: "offline" retained (the last will is not sent on a clean disconnect).
+fn goodbye(client: &Client, conn: &mut Connection, robot: &str) {
+    let _ = client.try_publish(topic(robot, "status"), QoS::AtLeastOnce, true, "offline");
+    disconnect(client, conn);
 }
 
 /// Connects, publishes the robot's status and every queued episode, and waits for the
@@ -558,14 +563,7 @@ pub fn collect(
             if stop(&report, last_message.elapsed()) {
                 // Let the acknowledgements queued so far reach the broker before leaving, or
                 // the persistent session would deliver those episodes again next time.
-                let _ = client.try_disconnect();
-                let until = Instant::now() + Duration::from_secs(2);
-                while Instant::now() < until {
-                    match conn.recv_timeout(Duration::from_millis(200)) {
-                        Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
-                        _ => {}
-                    }
-                }
+                disconnect(&client, &mut conn);
                 return Ok(report);
             }
             match conn.recv_timeout(Duration::from_millis(200)) {

@@ -20,6 +20,7 @@ mod metrics_server;
 mod plan;
 mod replay_cmd;
 mod report;
+mod runs;
 mod timing;
 
 #[derive(Parser, Debug)]

@@ -20,26 +20,6 @@ struct Run {
     plan: Option<serde_json::Value>,
 }
 
-fn find_runs(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    if path.join("outcome.json").is_file() {
-        out.push(path.to_path_buf());
-        return Ok(());
-    }
-    if !path.is_dir() {
-        bail!("{}: neither a run directory (no outcome.json) nor a directory of runs", path.display());
-    }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    entries.sort();
-    for e in entries {
-        find_runs(&e, out)?;
-    }
-    Ok(())
-}
-
 fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
     match std::fs::read_to_string(path) {
         Ok(t) => Ok(Some(serde_json::from_str(&t).with_context(|| format!("{}: not JSON", path.display()))?)),
@@ -211,7 +191,7 @@ fn s(v: &serde_json::Value, k: &str) -> String {
 pub fn report(inputs: &[PathBuf], output: &Path) -> Result<ExitCode> {
     let mut dirs = Vec::new();
     for p in inputs {
-        find_runs(p, &mut dirs)?;
+        crate::runs::find_runs(p, "outcome.json", &mut dirs)?;
     }
     if dirs.is_empty() {
         bail!("no run directories (with outcome.json) under {inputs:?}");

@@ -60,11 +60,7 @@ impl ModelResult {
 }
 
 pub fn eval_cmd(suite_path: &Path, models: &[String], output: &Path, args: &PlanArgs) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(suite_path).with_context(|| format!("reading {}", suite_path.display()))?;
-    let suite: Suite = serde_yaml::from_str(&text).map_err(|e| {
-        let at = e.location().map(|l| format!(" line {}", l.line())).unwrap_or_default();
-        anyhow::anyhow!("{}:{at}: {e}", suite_path.display())
-    })?;
+    let suite: Suite = crate::yaml_file::load(suite_path)?;
     if suite.episodes == 0 || suite.runs_per_episode == 0 {
         bail!("{}: 'episodes' and 'runs_per_episode' must be at least 1", suite_path.display());
     }

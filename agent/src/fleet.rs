@@ -59,11 +59,7 @@ fn default_max_queue() -> usize {
 
 impl FleetConfig {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let cfg: FleetConfig = serde_yaml::from_str(&text).map_err(|e| {
-            let at = e.location().map(|l| format!(" line {}", l.line())).unwrap_or_default();
-            anyhow::anyhow!("{}:{at}: {e}", path.display())
-        })?;
+        let cfg: FleetConfig = crate::yaml_file::load(path)?;
         if cfg.robot_id.is_empty() || cfg.robot_id.contains(['/', '+', '#']) {
             bail!("{}: field 'robot_id': must be non-empty without '/', '+' or '#'", path.display());
         }

@@ -22,6 +22,7 @@ mod replay_cmd;
 mod report;
 mod runs;
 mod timing;
+mod yaml_file;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -1,7 +1,7 @@
 //! Episodic memory: an append-only log of events in SQLite on disk (WAL, batched commits).
 
-use arbor_perception::{EntityId, SimTime};
-use rusqlite::{Connection, OptionalExtension, params};
+use arbor_perception::{EntityId, Point2, SimTime};
+use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,10 @@ pub enum MemoryError {
     },
     #[error("memory database {path}: unknown event kind '{kind}' in row {row}")]
     BadRow { path: PathBuf, row: i64, kind: String },
+    #[error("memory database {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
 }
 
 /// What kind of thing happened.
@@ -62,6 +66,22 @@ impl EventKind {
     }
 }
 
+impl EventKind {
+    /// How much an event of this kind matters when memory is searched for a plan, in [0, 1].
+    pub fn importance(self) -> f32 {
+        match self {
+            EventKind::GoalSet => 0.9,
+            EventKind::PhotoTaken => 0.8,
+            EventKind::RunFinished => 0.7,
+            EventKind::Said => 0.6,
+            EventKind::EntityAppeared | EventKind::Arrived => 0.5,
+            EventKind::EntityLeft => 0.4,
+            EventKind::SkillFinished => 0.3,
+            EventKind::SkillStarted => 0.2,
+        }
+    }
+}
+
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -84,12 +104,20 @@ pub struct Event {
     pub entity: Option<EntityId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place: Option<String>,
+    /// Where it happened (the entity's position for entity events), world frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pose: Option<Point2>,
     pub text: String,
 }
 
 impl Event {
     pub fn new(t: SimTime, kind: EventKind, text: impl Into<String>) -> Self {
-        Self { t, kind, entity: None, place: None, text: text.into() }
+        Self { t, kind, entity: None, place: None, pose: None, text: text.into() }
+    }
+
+    pub fn with_pose(mut self, p: Point2) -> Self {
+        self.pose = Some(p);
+        self
     }
 
     pub fn with_entity(mut self, e: EntityId) -> Self {
@@ -110,6 +138,14 @@ pub struct EpisodicStore {
     path: PathBuf,
     pending: Vec<Event>,
     batch: usize,
+    source: String,
+}
+
+/// A committed event and its row id (ids grow with insertion order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub id: i64,
+    pub event: Event,
 }
 
 impl fmt::Debug for EpisodicStore {
@@ -130,7 +166,21 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_t ON events(t_us);
 CREATE INDEX IF NOT EXISTS events_entity ON events(entity, t_us);
 CREATE INDEX IF NOT EXISTS events_kind ON events(kind, t_us);
+CREATE INDEX IF NOT EXISTS events_place ON events(place, t_us);
+CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(text, content='events', content_rowid='id');
+CREATE TRIGGER IF NOT EXISTS events_fts_insert AFTER INSERT ON events BEGIN
+    INSERT INTO events_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS events_fts_delete AFTER DELETE ON events BEGIN
+    INSERT INTO events_fts(events_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
 ";
+
+/// Columns added after the first release of the log (added in place to older databases).
+const LATER_COLUMNS: [(&str, &str); 4] =
+    [("x", "REAL"), ("y", "REAL"), ("importance", "REAL NOT NULL DEFAULT 0.5"), ("source", "TEXT")];
+
+const COLUMNS: &str = "id, t_us, kind, entity, place, text, x, y";
 
 impl EpisodicStore {
     /// Opens (creating if needed) the log at `path`, in WAL mode.
@@ -142,7 +192,36 @@ impl EpisodicStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Self { conn, path, pending: Vec::new(), batch: 256 })
+        let have: Vec<String> = {
+            let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('events')").map_err(err)?;
+            let names = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
+            names.collect::<Result<_, _>>().map_err(err)?
+        };
+        for (col, ty) in LATER_COLUMNS {
+            if !have.iter().any(|h| h == col) {
+                conn.execute_batch(&format!("ALTER TABLE events ADD COLUMN {col} {ty}")).map_err(err)?;
+            }
+        }
+        Ok(Self { conn, path, pending: Vec::new(), batch: 256, source: "arbor".into() })
+    }
+
+    /// Names where events come from (`sim`, a robot's name); stored with each event.
+    pub fn set_source(&mut self, source: impl Into<String>) {
+        self.source = source.into();
+    }
+
+    /// Events per committed transaction.
+    pub fn set_batch(&mut self, batch: usize) {
+        self.batch = batch.max(1);
+    }
+
+    /// The SQLite connection (the semantic layer and retrieval share the database).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     pub fn path(&self) -> &Path {
@@ -176,7 +255,10 @@ impl EpisodicStore {
         let tx = self.conn.transaction().map_err(|e| MemoryError::Sqlite { path: self.path.clone(), source: e })?;
         {
             let mut stmt = tx
-                .prepare_cached("INSERT INTO events (t_us, kind, entity, place, text) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .prepare_cached(
+                    "INSERT INTO events (t_us, kind, entity, place, text, x, y, importance, source) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
                 .map_err(|e| MemoryError::Sqlite { path: self.path.clone(), source: e })?;
             for ev in &self.pending {
                 stmt.execute(params![
@@ -184,7 +266,11 @@ impl EpisodicStore {
                     ev.kind.as_str(),
                     ev.entity.as_ref().map(EntityId::as_str),
                     ev.place.as_deref(),
-                    ev.text
+                    ev.text,
+                    ev.pose.map(|p| p.x),
+                    ev.pose.map(|p| p.y),
+                    f64::from(ev.kind.importance()),
+                    self.source,
                 ])
                 .map_err(|e| MemoryError::Sqlite { path: self.path.clone(), source: e })?;
             }
@@ -200,7 +286,8 @@ impl EpisodicStore {
         Ok(n as u64)
     }
 
-    fn query(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Event>, MemoryError> {
+    /// Runs a `SELECT {COLUMNS} ...` statement.
+    pub(crate) fn query_stored(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Stored>, MemoryError> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(args, |r| {
@@ -211,84 +298,154 @@ impl EpisodicStore {
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, String>(5)?,
+                    r.get::<_, Option<f64>>(6)?,
+                    r.get::<_, Option<f64>>(7)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, t, kind, entity, place, text) = row.map_err(|e| self.err(e))?;
+            let (id, t, kind, entity, place, text, x, y) = row.map_err(|e| self.err(e))?;
             let kind = kind.parse::<EventKind>().map_err(|()| MemoryError::BadRow {
                 path: self.path.clone(),
                 row: id,
                 kind: kind.clone(),
             })?;
-            out.push(Event { t: SimTime(t.max(0) as u64), kind, entity: entity.map(EntityId), place, text });
+            let pose = x.zip(y).map(|(x, y)| Point2::new(x, y));
+            out.push(Stored {
+                id,
+                event: Event { t: SimTime(t.max(0) as u64), kind, entity: entity.map(EntityId), place, pose, text },
+            });
         }
         Ok(out)
     }
 
+    fn query(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Event>, MemoryError> {
+        Ok(self.query_stored(sql, args)?.into_iter().map(|s| s.event).collect())
+    }
+
+    /// Committed events with ids in `ids` (any order in, id order out).
+    pub fn by_ids(&self, ids: &[i64]) -> Result<Vec<Stored>, MemoryError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            out.extend(
+                self.query_stored(&format!("SELECT {COLUMNS} FROM events WHERE id IN ({list}) ORDER BY id"), &[])?,
+            );
+        }
+        out.sort_by_key(|s| s.id);
+        Ok(out)
+    }
+
+    /// Committed events after row `after_id`, oldest first, at most `limit`.
+    pub fn after(&self, after_id: i64, limit: usize) -> Result<Vec<Stored>, MemoryError> {
+        self.query_stored(
+            &format!("SELECT {COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"),
+            &[&after_id, &(limit as i64)],
+        )
+    }
+
+    /// The `n` latest events (by time), newest first.
+    pub fn latest(&self, n: usize) -> Result<Vec<Stored>, MemoryError> {
+        self.query_stored(&format!("SELECT {COLUMNS} FROM events ORDER BY t_us DESC, id DESC LIMIT ?1"), &[&(n as i64)])
+    }
+
+    /// Full-text search (SQLite FTS5, BM25 order), at most `n`. Words are matched as terms;
+    /// FTS5 syntax in `text` is not interpreted.
+    pub fn search_text(&self, text: &str, n: usize) -> Result<Vec<Stored>, MemoryError> {
+        let terms: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(|w| format!("\"{}\"", w.to_lowercase()))
+            .collect();
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cols = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+        self.query_stored(
+            &format!(
+                "SELECT {cols} FROM events_fts f JOIN events e ON e.id = f.rowid \
+                 WHERE events_fts MATCH ?1 ORDER BY bm25(events_fts) LIMIT ?2"
+            ),
+            &[&terms.join(" OR "), &(n as i64)],
+        )
+    }
+
+    /// Deletes every committed event about `entity` (by entity column or the name as a word in
+    /// the text); returns the ids removed. Buffered events about it are dropped too.
+    pub fn delete_about(&mut self, entity: &str) -> Result<Vec<i64>, MemoryError> {
+        let needle = entity.to_lowercase();
+        let mentions = |ev: &Event| {
+            ev.entity.as_ref().is_some_and(|e| e.as_str() == entity)
+                || ev.text.to_lowercase().split(|c: char| !c.is_alphanumeric()).any(|w| w == needle)
+        };
+        self.pending.retain(|ev| !mentions(ev));
+        let candidates = self.search_text(entity, usize::MAX >> 1)?;
+        let mut ids: Vec<i64> = candidates.iter().filter(|s| mentions(&s.event)).map(|s| s.id).collect();
+        ids.extend(
+            self.query_stored(&format!("SELECT {COLUMNS} FROM events WHERE entity = ?1"), &[&entity])?
+                .iter()
+                .map(|s| s.id),
+        );
+        ids.sort_unstable();
+        ids.dedup();
+        self.delete_ids(&ids)?;
+        Ok(ids)
+    }
+
+    /// Deletes committed events older than `before`; returns the ids removed.
+    pub fn delete_before(&mut self, before: SimTime) -> Result<Vec<i64>, MemoryError> {
+        let ids: Vec<i64> = self
+            .query_stored(&format!("SELECT {COLUMNS} FROM events WHERE t_us < ?1"), &[&(before.micros() as i64)])?
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        self.delete_ids(&ids)?;
+        Ok(ids)
+    }
+
+    fn delete_ids(&mut self, ids: &[i64]) -> Result<(), MemoryError> {
+        let path = self.path.clone();
+        let err = |e| MemoryError::Sqlite { path: path.clone(), source: e };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut stmt = tx.prepare_cached("DELETE FROM events WHERE id = ?1").map_err(err)?;
+            for id in ids {
+                stmt.execute([id]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
     /// Committed events in order of insertion.
     pub fn all(&self) -> Result<Vec<Event>, MemoryError> {
-        self.query("SELECT id, t_us, kind, entity, place, text FROM events ORDER BY id", &[])
+        self.query(&format!("SELECT {COLUMNS} FROM events ORDER BY id"), &[])
     }
 
     pub fn by_entity(&self, entity: &str) -> Result<Vec<Event>, MemoryError> {
-        self.query(
-            "SELECT id, t_us, kind, entity, place, text FROM events WHERE entity = ?1 ORDER BY t_us, id",
-            &[&entity],
-        )
+        self.query(&format!("SELECT {COLUMNS} FROM events WHERE entity = ?1 ORDER BY t_us, id"), &[&entity])
     }
 
     pub fn by_kind(&self, kind: EventKind) -> Result<Vec<Event>, MemoryError> {
-        self.query(
-            "SELECT id, t_us, kind, entity, place, text FROM events WHERE kind = ?1 ORDER BY t_us, id",
-            &[&kind.as_str()],
-        )
+        self.query(&format!("SELECT {COLUMNS} FROM events WHERE kind = ?1 ORDER BY t_us, id"), &[&kind.as_str()])
     }
 
     pub fn in_time_range(&self, from: SimTime, to: SimTime) -> Result<Vec<Event>, MemoryError> {
         self.query(
-            "SELECT id, t_us, kind, entity, place, text FROM events WHERE t_us >= ?1 AND t_us <= ?2 ORDER BY t_us, id",
+            &format!("SELECT {COLUMNS} FROM events WHERE t_us >= ?1 AND t_us <= ?2 ORDER BY t_us, id"),
             &[&(from.micros() as i64), &(to.micros() as i64)],
         )
     }
 
     /// The latest committed event about `entity`, if any.
     pub fn last_about(&self, entity: &str) -> Result<Option<Event>, MemoryError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT t_us, kind, place, text FROM events WHERE entity = ?1 ORDER BY t_us DESC, id DESC LIMIT 1",
-            )
-            .map_err(|e| self.err(e))?;
-        let row = stmt
-            .query_row([entity], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
-            .optional()
-            .map_err(|e| self.err(e))?;
-        match row {
-            None => Ok(None),
-            Some((t, kind, place, text)) => {
-                let k = kind.parse::<EventKind>().map_err(|()| MemoryError::BadRow {
-                    path: self.path.clone(),
-                    row: -1,
-                    kind: kind.clone(),
-                })?;
-                Ok(Some(Event {
-                    t: SimTime(t.max(0) as u64),
-                    kind: k,
-                    entity: Some(EntityId::new(entity)),
-                    place,
-                    text,
-                }))
-            }
-        }
+        Ok(self
+            .query_stored(
+                &format!("SELECT {COLUMNS} FROM events WHERE entity = ?1 ORDER BY t_us DESC, id DESC LIMIT 1"),
+                &[&entity],
+            )?
+            .pop()
+            .map(|s| s.event))
     }
 }
 

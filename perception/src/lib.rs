@@ -5,11 +5,13 @@
 //! - [`geometry`]: 2D poses over nalgebra.
 //! - [`entity`]: entity ids and kinds.
 //! - [`observation`]: what a perception source reports each frame.
+//! - [`onnx`]: ONNX Runtime (loaded at run time) and where models live.
 //! - [`rng`]: the seeded, version-stable random generator used wherever noise is needed.
 
 pub mod entity;
 pub mod geometry;
 pub mod observation;
+pub mod onnx;
 pub mod rng;
 pub mod time;
 

@@ -47,10 +47,7 @@ pub fn default_model_path() -> PathBuf {
     if let Some(p) = std::env::var_os("ARBOR_MODEL") {
         return PathBuf::from(p);
     }
-    let cache = std::env::var_os("ARBOR_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache/arbor")
-    });
-    cache.join("models").join(DEFAULT_MODEL)
+    arbor_perception::onnx::models_dir().join(DEFAULT_MODEL)
 }
 
 pub struct LlamaGenerator {

@@ -1,0 +1,493 @@
+//! A vector index for top-k by cosine similarity that stays fast at a million items.
+//!
+//! Vectors are unit length; each is stored as int8 with one scale (388 bytes at 384-d instead
+//! of 1536). Below [`VectorIndex::train_at`] rows a query scans everything (exact). Above it an
+//! inverted-file layer (IVF: spherical k-means centroids, one list of rows per centroid) is
+//! trained by [`VectorIndex::maintain`], off the hot path; a query then scans only the lists of
+//! the `nprobe` centroids closest to it. New rows join their nearest list at once; the
+//! centroids are retrained when the index has grown fourfold since the last training.
+//! Removal (forgetting) tombstones the row and drops it from its list.
+
+use arbor_perception::Rng;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+
+#[derive(Debug, Clone)]
+struct Ivf {
+    nlist: usize,
+    centroids: Vec<f32>,
+    lists: Vec<Vec<u32>>,
+    trained_rows: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct VectorIndex {
+    dim: usize,
+    keys: Vec<i64>,
+    scales: Vec<f32>,
+    data: Vec<i8>,
+    alive: Vec<bool>,
+    list_of: Vec<u32>,
+    rows: HashMap<i64, u32>,
+    ivf: Option<Ivf>,
+    /// Rows needed before the IVF layer is trained (exact scans below).
+    pub train_at: usize,
+    /// Lists scanned per query (0 = chosen from the number of lists).
+    pub nprobe: usize,
+    seed: u64,
+}
+
+/// One search hit: the key given to [`VectorIndex::add`] and the cosine similarity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub key: i64,
+    pub score: f32,
+}
+
+#[derive(PartialEq)]
+struct MinHit(f32, u32);
+impl Eq for MinHit {}
+impl PartialOrd for MinHit {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for MinHit {
+    // Reversed: the heap's top is the worst hit kept so far.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.0.total_cmp(&self.0).then(other.1.cmp(&self.1))
+    }
+}
+
+struct TopK {
+    k: usize,
+    heap: BinaryHeap<MinHit>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self { k, heap: BinaryHeap::with_capacity(k + 1) }
+    }
+    #[inline]
+    fn push(&mut self, score: f32, row: u32) {
+        if self.heap.len() < self.k {
+            self.heap.push(MinHit(score, row));
+        } else if let Some(top) = self.heap.peek()
+            && score > top.0
+        {
+            self.heap.pop();
+            self.heap.push(MinHit(score, row));
+        }
+    }
+    fn into_sorted(self) -> Vec<(f32, u32)> {
+        let mut v: Vec<(f32, u32)> = self.heap.into_iter().map(|MinHit(s, r)| (s, r)).collect();
+        v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        v
+    }
+}
+
+#[inline]
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    // Chunks of 32 let the compiler keep several 16-bit multiply-add lanes busy.
+    let mut acc = [0i32; 32];
+    let (ca, ra) = a.as_chunks::<32>();
+    let (cb, rb) = b.as_chunks::<32>();
+    for (x, y) in ca.iter().zip(cb) {
+        for i in 0..32 {
+            acc[i] += i32::from(x[i]) * i32::from(y[i]);
+        }
+    }
+    let mut s: i32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += i32::from(*x) * i32::from(*y);
+    }
+    s
+}
+
+#[inline]
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, ra) = a.as_chunks::<16>();
+    let (cb, rb) = b.as_chunks::<16>();
+    for (x, y) in ca.iter().zip(cb) {
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// int8 codes and the scale that maps them back (`x ~= code * scale`).
+pub fn quantize(v: &[f32]) -> (Vec<i8>, f32) {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 || !max.is_finite() {
+        return (vec![0; v.len()], 0.0);
+    }
+    let scale = max / 127.0;
+    (v.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8).collect(), scale)
+}
+
+impl VectorIndex {
+    pub fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            keys: Vec::new(),
+            scales: Vec::new(),
+            data: Vec::new(),
+            alive: Vec::new(),
+            list_of: Vec::new(),
+            rows: HashMap::new(),
+            ivf: None,
+            train_at: 16_384,
+            nprobe: 0,
+            seed: 0x5eed_1d,
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Live rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn contains(&self, key: i64) -> bool {
+        self.rows.contains_key(&key)
+    }
+
+    /// Number of IVF lists (0 while the index scans exhaustively).
+    pub fn lists(&self) -> usize {
+        self.ivf.as_ref().map_or(0, |i| i.nlist)
+    }
+
+    /// Bytes held by the vectors and their bookkeeping (approximate).
+    pub fn memory_bytes(&self) -> usize {
+        self.data.len()
+            + self.keys.len() * (8 + 4 + 1 + 4 + 16)
+            + self.ivf.as_ref().map_or(0, |i| i.centroids.len() * 4)
+    }
+
+    /// Adds (or replaces) the vector for `key`. `v` must have [`dim`](Self::dim) entries.
+    pub fn add(&mut self, key: i64, v: &[f32]) {
+        debug_assert_eq!(v.len(), self.dim);
+        if v.len() != self.dim {
+            return;
+        }
+        self.remove(key);
+        let (q, scale) = quantize(v);
+        let row = self.keys.len() as u32;
+        self.keys.push(key);
+        self.scales.push(scale);
+        self.data.extend_from_slice(&q);
+        self.alive.push(true);
+        self.rows.insert(key, row);
+        let list = match &mut self.ivf {
+            Some(ivf) => {
+                let l = nearest(&ivf.centroids, ivf.nlist, self.dim, v);
+                ivf.lists[l].push(row);
+                l as u32
+            }
+            None => u32::MAX,
+        };
+        self.list_of.push(list);
+    }
+
+    /// The stored (dequantized) vector for `key`.
+    pub fn vector(&self, key: i64) -> Option<Vec<f32>> {
+        let r = *self.rows.get(&key)? as usize;
+        let mut v = vec![0f32; self.dim];
+        self.row_f32(r, &mut v);
+        Some(v)
+    }
+
+    /// Drops `key`; returns whether it was there.
+    pub fn remove(&mut self, key: i64) -> bool {
+        let Some(row) = self.rows.remove(&key) else { return false };
+        self.alive[row as usize] = false;
+        let l = self.list_of[row as usize];
+        if let Some(ivf) = &mut self.ivf
+            && let Some(list) = ivf.lists.get_mut(l as usize)
+            && let Some(pos) = list.iter().position(|&r| r == row)
+        {
+            list.swap_remove(pos);
+        }
+        true
+    }
+
+    /// Whether [`maintain`](Self::maintain) would (re)train now.
+    pub fn needs_training(&self) -> bool {
+        let n = self.len();
+        n >= self.train_at && self.ivf.as_ref().is_none_or(|i| n >= 4 * i.trained_rows)
+    }
+
+    /// Trains or retrains the IVF layer when due (and compacts removed rows). Returns whether
+    /// it trained. Costs seconds at a million rows: call it off the tick loop.
+    pub fn maintain(&mut self) -> bool {
+        if !self.needs_training() {
+            return false;
+        }
+        self.compact();
+        self.train();
+        true
+    }
+
+    fn compact(&mut self) {
+        if self.keys.len() == self.rows.len() {
+            return;
+        }
+        let d = self.dim;
+        let mut w = 0usize;
+        for r in 0..self.keys.len() {
+            if !self.alive[r] {
+                continue;
+            }
+            if w != r {
+                self.keys[w] = self.keys[r];
+                self.scales[w] = self.scales[r];
+                self.data.copy_within(r * d..(r + 1) * d, w * d);
+            }
+            w += 1;
+        }
+        self.keys.truncate(w);
+        self.scales.truncate(w);
+        self.data.truncate(w * d);
+        self.alive = vec![true; w];
+        self.list_of = vec![u32::MAX; w];
+        self.rows = self.keys.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
+    }
+
+    fn row_f32(&self, r: usize, out: &mut [f32]) {
+        let s = self.scales[r];
+        for (o, &q) in out.iter_mut().zip(&self.data[r * self.dim..(r + 1) * self.dim]) {
+            *o = f32::from(q) * s;
+        }
+    }
+
+    fn train(&mut self) {
+        let n = self.keys.len();
+        let d = self.dim;
+        let nlist = ((n as f64).sqrt() as usize).clamp(16, 1024);
+        // Spherical k-means on an evenly spaced, seeded sample of 32 rows per list.
+        let mut rng = Rng::seed_from_u64(self.seed ^ n as u64);
+        let sample_n = (32 * nlist).min(n);
+        let offset = (rng.next_u64() as usize) % (n / sample_n).max(1);
+        let mut sample = vec![0f32; sample_n * d];
+        for i in 0..sample_n {
+            let r = (offset + i * n / sample_n).min(n - 1);
+            self.row_f32(r, &mut sample[i * d..(i + 1) * d]);
+        }
+        let mut centroids: Vec<f32> = Vec::with_capacity(nlist * d);
+        for c in 0..nlist {
+            let i = c * sample_n / nlist;
+            centroids.extend_from_slice(&sample[i * d..(i + 1) * d]);
+        }
+        let mut assign = vec![0usize; sample_n];
+        for _ in 0..8 {
+            assign_parallel(&centroids, nlist, d, &sample, &mut assign);
+            let mut sums = vec![0f32; nlist * d];
+            let mut counts = vec![0usize; nlist];
+            for (i, &c) in assign.iter().enumerate() {
+                counts[c] += 1;
+                for (s, x) in sums[c * d..(c + 1) * d].iter_mut().zip(&sample[i * d..(i + 1) * d]) {
+                    *s += x;
+                }
+            }
+            for c in 0..nlist {
+                let dst = &mut centroids[c * d..(c + 1) * d];
+                if counts[c] == 0 {
+                    // An empty list takes a random sample row.
+                    let i = (rng.next_u64() as usize) % sample_n;
+                    dst.copy_from_slice(&sample[i * d..(i + 1) * d]);
+                } else {
+                    dst.copy_from_slice(&sums[c * d..(c + 1) * d]);
+                }
+                crate::embed::normalize(dst);
+            }
+        }
+        // Assign every row.
+        let mut all = vec![0f32; n * d];
+        for r in 0..n {
+            self.row_f32(r, &mut all[r * d..(r + 1) * d]);
+        }
+        let mut assign = vec![0usize; n];
+        assign_parallel(&centroids, nlist, d, &all, &mut assign);
+        let mut lists = vec![Vec::new(); nlist];
+        for (r, &c) in assign.iter().enumerate() {
+            lists[c].push(r as u32);
+            self.list_of[r] = c as u32;
+        }
+        self.ivf = Some(Ivf { nlist, centroids, lists, trained_rows: n });
+    }
+
+    fn effective_nprobe(&self, nlist: usize) -> usize {
+        if self.nprobe > 0 { self.nprobe.min(nlist) } else { (nlist / 24).clamp(8, 64).min(nlist) }
+    }
+
+    /// The `k` rows most similar to `query` (a unit vector): approximate once the IVF layer
+    /// is trained, exact before.
+    pub fn search(&self, query: &[f32], k: usize) -> Vec<Hit> {
+        self.search_filtered(query, k, |_| true)
+    }
+
+    /// As [`search`](Self::search), keeping only keys `keep` accepts.
+    pub fn search_filtered(&self, query: &[f32], k: usize, keep: impl Fn(i64) -> bool) -> Vec<Hit> {
+        if k == 0 || query.len() != self.dim || self.rows.is_empty() {
+            return Vec::new();
+        }
+        let (q, qs) = quantize(query);
+        let mut top = TopK::new(k);
+        let d = self.dim;
+        let mut visit = |r: u32| {
+            let ru = r as usize;
+            if !self.alive[ru] || !keep(self.keys[ru]) {
+                return;
+            }
+            let s = dot_i8(&q, &self.data[ru * d..(ru + 1) * d]) as f32 * qs * self.scales[ru];
+            top.push(s, r);
+        };
+        match &self.ivf {
+            None => (0..self.keys.len() as u32).for_each(&mut visit),
+            Some(ivf) => {
+                let mut best = TopK::new(self.effective_nprobe(ivf.nlist));
+                for c in 0..ivf.nlist {
+                    best.push(dot_f32(query, &ivf.centroids[c * d..(c + 1) * d]), c as u32);
+                }
+                for (_, c) in best.into_sorted() {
+                    ivf.lists[c as usize].iter().copied().for_each(&mut visit);
+                }
+                // Rows added since training that have no list yet (none: add assigns), and
+                // nothing else: the lists cover every live row.
+            }
+        }
+        top.into_sorted().into_iter().map(|(score, r)| Hit { key: self.keys[r as usize], score }).collect()
+    }
+
+    /// Exact top-k over every row (the reference the approximate search is measured against).
+    pub fn search_exact(&self, query: &[f32], k: usize) -> Vec<Hit> {
+        let (q, qs) = quantize(query);
+        let mut top = TopK::new(k);
+        let d = self.dim;
+        for r in 0..self.keys.len() {
+            if self.alive[r] {
+                top.push(dot_i8(&q, &self.data[r * d..(r + 1) * d]) as f32 * qs * self.scales[r], r as u32);
+            }
+        }
+        top.into_sorted().into_iter().map(|(score, r)| Hit { key: self.keys[r as usize], score }).collect()
+    }
+}
+
+fn nearest(centroids: &[f32], nlist: usize, d: usize, v: &[f32]) -> usize {
+    let mut best = (f32::NEG_INFINITY, 0);
+    for c in 0..nlist {
+        let s = dot_f32(v, &centroids[c * d..(c + 1) * d]);
+        if s > best.0 {
+            best = (s, c);
+        }
+    }
+    best.1
+}
+
+fn assign_parallel(centroids: &[f32], nlist: usize, d: usize, rows: &[f32], out: &mut [usize]) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let per = out.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        for (chunk_i, chunk) in out.chunks_mut(per).enumerate() {
+            let start = chunk_i * per;
+            s.spawn(move || {
+                for (j, o) in chunk.iter_mut().enumerate() {
+                    let r = start + j;
+                    *o = nearest(centroids, nlist, d, &rows[r * d..(r + 1) * d]);
+                }
+            });
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(rng: &mut Rng, d: usize) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..d).map(|_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0).collect();
+        crate::embed::normalize(&mut v);
+        v
+    }
+
+    #[test]
+    fn exact_search_finds_itself_and_orders_by_score() {
+        let mut rng = Rng::seed_from_u64(1);
+        let mut idx = VectorIndex::new(32);
+        let vs: Vec<Vec<f32>> = (0..200).map(|_| unit(&mut rng, 32)).collect();
+        for (i, v) in vs.iter().enumerate() {
+            idx.add(i as i64 * 10, v);
+        }
+        let hits = idx.search(&vs[17], 5);
+        assert_eq!(hits[0].key, 170);
+        assert!((hits[0].score - 1.0).abs() < 0.02, "{hits:?}");
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+        assert!(idx.remove(170));
+        assert!(!idx.remove(170));
+        assert_ne!(idx.search(&vs[17], 1)[0].key, 170);
+        assert_eq!(idx.len(), 199);
+        let filtered = idx.search_filtered(&vs[3], 3, |k| k != 30);
+        assert!(filtered.iter().all(|h| h.key != 30));
+    }
+
+    #[test]
+    fn ivf_recall_on_clustered_data_and_removal() {
+        // 40 clusters of noisy copies: the structure real caption embeddings have.
+        let d = 64;
+        let mut rng = Rng::seed_from_u64(7);
+        let centers: Vec<Vec<f32>> = (0..40).map(|_| unit(&mut rng, d)).collect();
+        let mut idx = VectorIndex::new(d);
+        idx.train_at = 2000;
+        let mut all = Vec::new();
+        for i in 0..6000 {
+            let c = &centers[i % 40];
+            let noise = unit(&mut rng, d);
+            let mut v: Vec<f32> = c.iter().zip(&noise).map(|(a, b)| a + 0.4 * b).collect();
+            crate::embed::normalize(&mut v);
+            idx.add(i as i64, &v);
+            all.push(v);
+            if i == 2500 {
+                assert!(idx.maintain(), "trains once past train_at");
+                assert!(idx.lists() >= 16);
+                assert!(!idx.maintain(), "not again until it has grown fourfold");
+            }
+        }
+        let mut found = 0;
+        let mut total = 0;
+        for q in all.iter().step_by(97) {
+            let exact: Vec<i64> = idx.search_exact(q, 10).iter().map(|h| h.key).collect();
+            let approx: Vec<i64> = idx.search(q, 10).iter().map(|h| h.key).collect();
+            found += approx.iter().filter(|k| exact.contains(k)).count();
+            total += 10;
+        }
+        let recall = found as f64 / total as f64;
+        assert!(recall >= 0.9, "recall@10 {recall}");
+        idx.remove(5);
+        assert!(idx.search(&all[5], 10).iter().all(|h| h.key != 5));
+    }
+
+    #[test]
+    fn quantization_keeps_cosine() {
+        let mut rng = Rng::seed_from_u64(3);
+        let a = unit(&mut rng, 384);
+        let b = unit(&mut rng, 384);
+        let exact = dot_f32(&a, &b);
+        let (qa, sa) = quantize(&a);
+        let (qb, sb) = quantize(&b);
+        let approx = dot_i8(&qa, &qb) as f32 * sa * sb;
+        assert!((exact - approx).abs() < 0.01, "{exact} vs {approx}");
+    }
+}

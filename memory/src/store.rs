@@ -1,0 +1,635 @@
+//! [`Memory`]: the episodic log, semantic memory and the vector index over one SQLite file,
+//! with hybrid retrieval for planning, a context builder, question answering over the log,
+//! and forgetting.
+//!
+//! Writes on the tick loop only append events (cheap, batched). Embedding, consolidation into
+//! facts and index training happen in [`Memory::maintain`], which the agent runs off the tick
+//! loop (and `arbor memory` runs before answering).
+
+use crate::embed::{Embedder, normalize};
+use crate::episodic::{EpisodicStore, Event, EventKind, MemoryError, Stored};
+use crate::index::{VectorIndex, dot_f32, quantize};
+use crate::semantic::{self, ConsolidateReport, Fact, Profile};
+use arbor_perception::SimTime;
+use rusqlite::params;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+const EMBED_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS embeddings (
+    key   INTEGER PRIMARY KEY,
+    model TEXT NOT NULL,
+    scale REAL NOT NULL,
+    vec   BLOB NOT NULL
+);
+";
+
+/// Weights of the hybrid retrieval score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Weights {
+    pub relevance: f32,
+    pub recency: f32,
+    pub importance: f32,
+    /// Added when the item is about an entity the query names.
+    pub entity: f32,
+    /// Recency halves every this many seconds.
+    pub half_life_s: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Self { relevance: 1.0, recency: 0.3, importance: 0.2, entity: 0.3, half_life_s: 600.0 }
+    }
+}
+
+/// A retrieval request.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub text: String,
+    /// "Now" for recency (robot or sim time; injected, never the wall clock).
+    pub now: SimTime,
+    pub k: usize,
+    /// Only items about this entity.
+    pub entity: Option<String>,
+    /// Only events of these kinds (facts are dropped when set).
+    pub kinds: Vec<EventKind>,
+    /// Only items at or after this time.
+    pub since: Option<SimTime>,
+    pub weights: Weights,
+}
+
+impl Query {
+    pub fn new(text: impl Into<String>, now: SimTime, k: usize) -> Self {
+        Self { text: text.into(), now, k, entity: None, kinds: Vec::new(), since: None, weights: Weights::default() }
+    }
+}
+
+/// An item memory returns: an episode or a fact.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Item {
+    Episode { id: i64, event: Event },
+    Fact(Fact),
+}
+
+impl Item {
+    pub fn time(&self) -> SimTime {
+        match self {
+            Item::Episode { event, .. } => event.t,
+            Item::Fact(f) => f.last_seen,
+        }
+    }
+
+    /// One line for a prompt or a terminal.
+    pub fn line(&self) -> String {
+        match self {
+            Item::Episode { event, .. } => {
+                let mut s = format!("[t={:.1}s] {}", event.t.as_secs_f64(), event.text);
+                if let Some(p) = &event.place
+                    && !event.text.contains(p.as_str())
+                {
+                    s.push_str(&format!(" (in the {p})"));
+                }
+                s
+            }
+            Item::Fact(f) => {
+                format!("[fact, seen {}x, last t={:.1}s] {}", f.count, f.last_seen.as_secs_f64(), f.sentence())
+            }
+        }
+    }
+
+    fn about(&self, entity: &str) -> bool {
+        match self {
+            Item::Episode { event, .. } => event.entity.as_ref().is_some_and(|e| e.as_str() == entity),
+            Item::Fact(f) => f.subject == entity || f.object == entity,
+        }
+    }
+}
+
+/// A retrieved item with its score and the parts of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Retrieved {
+    pub item: Item,
+    pub score: f32,
+    pub relevance: f32,
+    pub recency: f32,
+    pub importance: f32,
+}
+
+/// What [`Memory::maintain`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct MaintainReport {
+    pub consolidated: ConsolidateReport,
+    pub embedded_events: u64,
+    pub embedded_facts: u64,
+    pub index_trained: bool,
+}
+
+/// What [`Memory::forget`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ForgetReport {
+    pub entity: String,
+    pub events: usize,
+    pub facts: usize,
+    pub embeddings: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub path: String,
+    pub events: u64,
+    pub events_by_kind: BTreeMap<String, u64>,
+    pub first_event_s: Option<f64>,
+    pub last_event_s: Option<f64>,
+    pub facts: u64,
+    pub profiles: u64,
+    pub embeddings: u64,
+    pub embedding_models: Vec<String>,
+    pub unembedded_events: u64,
+    pub consolidated_through: i64,
+    pub index_rows: usize,
+    pub index_lists: usize,
+    pub file_bytes: u64,
+}
+
+/// The kind of question [`Memory::answer`] recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionKind {
+    Where,
+    Who,
+    When,
+    What,
+}
+
+/// An answer composed from retrieved items (a rule-based reader over retrieval).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Answer {
+    pub question: String,
+    pub kind: QuestionKind,
+    /// The entity the question is about, when it names one memory knows.
+    pub subject: Option<String>,
+    pub answer: Option<String>,
+    pub time: Option<SimTime>,
+    pub evidence: Vec<Retrieved>,
+}
+
+pub struct Memory {
+    pub episodic: EpisodicStore,
+    index: VectorIndex,
+    embedder: Option<Box<dyn Embedder>>,
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory")
+            .field("episodic", &self.episodic)
+            .field("index_rows", &self.index.len())
+            .field("embedder", &self.embedder.as_ref().map(|e| e.model_id().to_string()))
+            .finish()
+    }
+}
+
+/// The text embedded for an event: its text, plus the place when the text does not say it.
+pub fn embed_text(ev: &Event) -> String {
+    match &ev.place {
+        Some(p) if !ev.text.contains(p.as_str()) => format!("{} in the {p}", ev.text),
+        _ => ev.text.clone(),
+    }
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric() && c != '_').filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
+impl Memory {
+    /// Opens (creating) the memory database at `path` and loads its stored vectors.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, MemoryError> {
+        let episodic = EpisodicStore::open(path)?;
+        let err = |e| MemoryError::Sqlite { path: episodic.path().to_path_buf(), source: e };
+        // Forgotten rows are overwritten on disk, not just unlinked.
+        episodic.connection().pragma_update(None, "secure_delete", "ON").map_err(err)?;
+        episodic.connection().execute_batch(semantic::SCHEMA).map_err(err)?;
+        episodic.connection().execute_batch(EMBED_SCHEMA).map_err(err)?;
+        let mut me = Self { episodic, index: VectorIndex::new(crate::embed::MINILM_DIM), embedder: None };
+        me.load_vectors(None)?;
+        Ok(me)
+    }
+
+    fn err(&self, e: rusqlite::Error) -> MemoryError {
+        MemoryError::Sqlite { path: self.episodic.path().to_path_buf(), source: e }
+    }
+
+    fn load_vectors(&mut self, model: Option<&str>) -> Result<(), MemoryError> {
+        let mut index = VectorIndex::new(self.index.dim());
+        index.train_at = self.index.train_at;
+        {
+            let conn = self.episodic.connection();
+            let mut stmt = conn.prepare("SELECT key, model, scale, vec FROM embeddings").map_err(|e| self.err(e))?;
+            let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+            let mut v = vec![0f32; index.dim()];
+            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                let key: i64 = r.get(0).map_err(|e| self.err(e))?;
+                let m: String = r.get(1).map_err(|e| self.err(e))?;
+                if model.is_some_and(|want| want != m) {
+                    continue;
+                }
+                let scale: f64 = r.get(2).map_err(|e| self.err(e))?;
+                let blob = r.get_ref(3).map_err(|e| self.err(e))?.as_blob().map_err(|e| self.err(e.into()))?;
+                if blob.len() != v.len() {
+                    return Err(MemoryError::Invalid {
+                        path: self.episodic.path().to_path_buf(),
+                        message: format!("embedding {key} has {} values, expected {}", blob.len(), v.len()),
+                    });
+                }
+                for (o, &b) in v.iter_mut().zip(blob) {
+                    *o = f32::from(b as i8) * scale as f32;
+                }
+                index.add(key, &v);
+            }
+        }
+        index.maintain();
+        self.index = index;
+        Ok(())
+    }
+
+    /// Gives memory a text embedder. Vectors stored by another model are set aside (and
+    /// re-embedded by [`maintain`](Self::maintain)).
+    pub fn set_embedder(&mut self, embedder: Box<dyn Embedder>) -> Result<(), MemoryError> {
+        let id = embedder.model_id().to_string();
+        let other: i64 = self
+            .episodic
+            .connection()
+            .query_row("SELECT COUNT(*) FROM embeddings WHERE model != ?1", [&id], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if other > 0 {
+            self.episodic
+                .connection()
+                .execute("DELETE FROM embeddings WHERE model != ?1", [&id])
+                .map_err(|e| self.err(e))?;
+            self.load_vectors(Some(&id))?;
+        }
+        self.embedder = Some(embedder);
+        Ok(())
+    }
+
+    pub fn has_embedder(&self) -> bool {
+        self.embedder.is_some()
+    }
+
+    pub fn index(&self) -> &VectorIndex {
+        &self.index
+    }
+
+    /// Lowers the row count at which the IVF layer is trained (tests, small robots).
+    pub fn set_index_train_at(&mut self, rows: usize) {
+        self.index.train_at = rows;
+    }
+
+    pub fn append(&mut self, ev: Event) -> Result<(), MemoryError> {
+        self.episodic.append(ev)
+    }
+
+    pub fn flush(&mut self) -> Result<(), MemoryError> {
+        self.episodic.flush()
+    }
+
+    fn store_vectors(&mut self, keyed: &[(i64, Vec<f32>)]) -> Result<(), MemoryError> {
+        let model = self.embedder.as_ref().map(|e| e.model_id().to_string()).unwrap_or_default();
+        let path = self.episodic.path().to_path_buf();
+        let err = |e| MemoryError::Sqlite { path: path.clone(), source: e };
+        let tx = self.episodic.connection_mut().transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT OR REPLACE INTO embeddings (key, model, scale, vec) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(err)?;
+            for (key, v) in keyed {
+                let (q, scale) = quantize(v);
+                let bytes: Vec<u8> = q.iter().map(|&x| x as u8).collect();
+                stmt.execute(params![key, model, f64::from(scale), bytes]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        for (key, v) in keyed {
+            self.index.add(*key, v);
+        }
+        Ok(())
+    }
+
+    fn embedder(&mut self) -> Result<&mut Box<dyn Embedder>, MemoryError> {
+        let path = self.episodic.path().to_path_buf();
+        self.embedder.as_mut().ok_or_else(|| MemoryError::Invalid {
+            path,
+            message: "no embedding model loaded (relevance needs one: run `bash .ci/models`)".into(),
+        })
+    }
+
+    /// Embeds up to `limit` events and facts that have no vector yet; returns how many.
+    pub fn embed_pending(&mut self, limit: usize) -> Result<(u64, u64), MemoryError> {
+        if self.embedder.is_none() {
+            return Ok((0, 0));
+        }
+        self.flush()?;
+        let events = self.episodic.query_stored(
+            "SELECT id, t_us, kind, entity, place, text, x, y FROM events e \
+             WHERE NOT EXISTS (SELECT 1 FROM embeddings WHERE key = e.id) ORDER BY id LIMIT ?1",
+            &[&(limit as i64)],
+        )?;
+        let texts: Vec<String> = events.iter().map(|s| embed_text(&s.event)).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vecs = self.embedder()?.embed(&refs)?;
+        let keyed: Vec<(i64, Vec<f32>)> = events.iter().map(|s| s.id).zip(vecs).collect();
+        self.store_vectors(&keyed)?;
+        let n_events = keyed.len() as u64;
+        let fact_ids: Vec<i64> = {
+            let mut stmt = self
+                .episodic
+                .connection()
+                .prepare(
+                    "SELECT id FROM facts f WHERE NOT EXISTS (SELECT 1 FROM embeddings WHERE key = -f.id) \
+                     ORDER BY id LIMIT ?1",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = stmt.query_map([limit as i64], |r| r.get::<_, i64>(0)).map_err(|e| self.err(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        let facts = semantic::facts_by_ids(&self.episodic, &fact_ids)?;
+        let texts: Vec<String> = facts.iter().map(Fact::sentence).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vecs = self.embedder()?.embed(&refs)?;
+        let keyed: Vec<(i64, Vec<f32>)> = facts.iter().map(|f| -f.id).zip(vecs).collect();
+        self.store_vectors(&keyed)?;
+        Ok((n_events, keyed.len() as u64))
+    }
+
+    /// Consolidates new episodes into facts, embeds what has no vector, trains the index when
+    /// due. Idempotent; run it off the tick loop.
+    pub fn maintain(&mut self) -> Result<MaintainReport, MemoryError> {
+        self.flush()?;
+        let consolidated = semantic::consolidate(&mut self.episodic, 1024)?;
+        let mut report = MaintainReport { consolidated, ..Default::default() };
+        loop {
+            let (e, f) = self.embed_pending(512)?;
+            report.embedded_events += e;
+            report.embedded_facts += f;
+            if e + f == 0 {
+                break;
+            }
+        }
+        report.index_trained = self.index.maintain();
+        Ok(report)
+    }
+
+    pub fn profiles(&self) -> Result<Vec<Profile>, MemoryError> {
+        semantic::profiles(&self.episodic)
+    }
+
+    pub fn facts(&self, entity: Option<&str>) -> Result<Vec<Fact>, MemoryError> {
+        semantic::facts(&self.episodic, entity)
+    }
+
+    /// Entities memory knows that `text` names (whole-word, case-insensitive).
+    pub fn named_entities(&self, text: &str) -> Result<Vec<String>, MemoryError> {
+        let ws: BTreeSet<String> = words(text).into_iter().collect();
+        Ok(self.profiles()?.into_iter().map(|p| p.entity).filter(|e| ws.contains(&e.to_lowercase())).collect())
+    }
+
+    /// Hybrid retrieval: candidates from the vector index, the latest events and the events
+    /// about entities the query names; scored by relevance, recency and importance.
+    pub fn retrieve(&mut self, q: &Query) -> Result<Vec<Retrieved>, MemoryError> {
+        self.flush()?;
+        let mut qv = self.embedder()?.embed(&[q.text.as_str()])?.pop().unwrap_or_default();
+        normalize(&mut qv);
+        let named = self.named_entities(&q.text)?;
+        let pool = (q.k * 8).max(64);
+        let mut keys: BTreeSet<i64> = self.index.search(&qv, pool).iter().map(|h| h.key).collect();
+        keys.extend(self.episodic.latest(32)?.iter().map(|s| s.id));
+        for e in named.iter().chain(q.entity.iter()) {
+            let about = self.episodic.query_stored(
+                "SELECT id, t_us, kind, entity, place, text, x, y FROM events WHERE entity = ?1 \
+                 ORDER BY t_us DESC, id DESC LIMIT 32",
+                &[e],
+            )?;
+            keys.extend(about.iter().map(|s| s.id));
+            keys.extend(self.facts(Some(e))?.iter().map(|f| -f.id));
+        }
+        let event_ids: Vec<i64> = keys.iter().copied().filter(|k| *k > 0).collect();
+        let fact_ids: Vec<i64> = keys.iter().copied().filter(|k| *k < 0).map(|k| -k).collect();
+        let mut items: Vec<(i64, Item)> = self
+            .episodic
+            .by_ids(&event_ids)?
+            .into_iter()
+            .map(|Stored { id, event }| (id, Item::Episode { id, event }))
+            .collect();
+        if q.kinds.is_empty() {
+            items
+                .extend(semantic::facts_by_ids(&self.episodic, &fact_ids)?.into_iter().map(|f| (-f.id, Item::Fact(f))));
+        }
+        let w = q.weights;
+        let mut out = Vec::with_capacity(items.len());
+        for (key, item) in items {
+            if let Some(e) = &q.entity
+                && !item.about(e)
+            {
+                continue;
+            }
+            if q.since.is_some_and(|s| item.time() < s) {
+                continue;
+            }
+            let (importance, kind_ok) = match &item {
+                Item::Episode { event, .. } => {
+                    (event.kind.importance(), q.kinds.is_empty() || q.kinds.contains(&event.kind))
+                }
+                Item::Fact(f) => (0.5 * f.confidence as f32, true),
+            };
+            if !kind_ok {
+                continue;
+            }
+            let relevance = self.index.similarity(key, &qv).unwrap_or(0.0);
+            let age = q.now.as_secs_f64() - item.time().as_secs_f64();
+            let recency = 0.5f64.powf(age.max(0.0) / w.half_life_s.max(1e-6)) as f32;
+            let named_bonus = if named.iter().any(|e| item.about(e)) { w.entity } else { 0.0 };
+            let score = w.relevance * relevance + w.recency * recency + w.importance * importance + named_bonus;
+            out.push(Retrieved { item, score, relevance, recency, importance });
+        }
+        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.item.time().cmp(&a.item.time())));
+        out.truncate(q.k);
+        Ok(out)
+    }
+
+    /// Answers a where / who / when question from retrieved items.
+    pub fn answer(&mut self, question: &str, now: SimTime) -> Result<Answer, MemoryError> {
+        let ws = words(question);
+        let kind = match ws.first().map(String::as_str) {
+            Some("where") => QuestionKind::Where,
+            Some("who" | "whom") => QuestionKind::Who,
+            Some("when") => QuestionKind::When,
+            _ => QuestionKind::What,
+        };
+        let subject = self.named_entities(question)?.into_iter().next();
+        let mut q = Query::new(question, now, 24);
+        q.entity = subject.clone();
+        let evidence = self.retrieve(&q)?;
+        let first = ws.iter().any(|w| matches!(w.as_str(), "first" | "arrive" | "arrived" | "appear" | "appeared"));
+        let episodes = || {
+            evidence.iter().filter_map(|r| match &r.item {
+                Item::Episode { event, .. } => Some((r, event)),
+                Item::Fact(_) => None,
+            })
+        };
+        fn pick(mut v: Vec<&Event>, first: bool) -> Option<&Event> {
+            v.sort_by_key(|e| e.t);
+            if first { v.first().copied() } else { v.last().copied() }
+        }
+        let (answer, time) = match kind {
+            QuestionKind::Where => {
+                let hit = pick(episodes().filter(|(_, e)| e.place.is_some()).map(|(_, e)| e).collect(), first);
+                (hit.and_then(|e| e.place.clone()), hit.map(|e| e.t))
+            }
+            QuestionKind::When => {
+                let hit = pick(
+                    episodes()
+                        .filter(|(_, e)| {
+                            subject.is_none() || e.entity.as_ref().map(|x| x.as_str()) == subject.as_deref()
+                        })
+                        .filter(|(_, e)| e.kind != EventKind::EntityLeft || !first)
+                        .map(|(_, e)| e)
+                        .collect(),
+                    first,
+                );
+                (hit.map(|e| format!("t={:.1}s", e.t.as_secs_f64())), hit.map(|e| e.t))
+            }
+            QuestionKind::Who => {
+                // The kind of event the best hit is; every entity with an event of that kind.
+                let top_kind = episodes().find(|(_, e)| e.entity.is_some()).map(|(_, e)| e.kind);
+                let names: BTreeSet<String> = episodes()
+                    .filter(|(_, e)| Some(e.kind) == top_kind)
+                    .filter_map(|(_, e)| e.entity.as_ref().map(|x| x.as_str().to_string()))
+                    .collect();
+                let names: Vec<String> = names.into_iter().collect();
+                ((!names.is_empty()).then(|| names.join(", ")), None)
+            }
+            QuestionKind::What => (evidence.first().map(|r| r.item.line()), evidence.first().map(|r| r.item.time())),
+        };
+        Ok(Answer { question: question.to_string(), kind, subject, answer, time, evidence })
+    }
+
+    /// Removes every episode, fact, profile and embedding about `entity`.
+    pub fn forget(&mut self, entity: &str) -> Result<ForgetReport, MemoryError> {
+        self.flush()?;
+        let event_ids = self.episodic.delete_about(entity)?;
+        let fact_ids = semantic::forget(&mut self.episodic, entity)?;
+        let keys: Vec<i64> = event_ids.iter().copied().chain(fact_ids.iter().map(|f| -f)).collect();
+        let embeddings = self.delete_embeddings(&keys)?;
+        // The full-text index keeps deleted terms until its segments merge: merge them now, then
+        // move the WAL into the (secure-deleted) main file and truncate it.
+        self.episodic
+            .connection()
+            .execute_batch("INSERT INTO events_fts(events_fts) VALUES ('optimize'); PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(|e| self.err(e))?;
+        Ok(ForgetReport { entity: entity.to_string(), events: event_ids.len(), facts: fact_ids.len(), embeddings })
+    }
+
+    fn delete_embeddings(&mut self, keys: &[i64]) -> Result<usize, MemoryError> {
+        let path = self.episodic.path().to_path_buf();
+        let err = |e| MemoryError::Sqlite { path: path.clone(), source: e };
+        let tx = self.episodic.connection_mut().transaction().map_err(err)?;
+        let mut n = 0;
+        {
+            let mut stmt = tx.prepare_cached("DELETE FROM embeddings WHERE key = ?1").map_err(err)?;
+            for k in keys {
+                n += stmt.execute([k]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        for k in keys {
+            self.index.remove(*k);
+        }
+        Ok(n)
+    }
+
+    /// Drops episodes older than `max_age_s` before `now` (and their vectors); returns how many.
+    pub fn retain(&mut self, now: SimTime, max_age_s: f64) -> Result<usize, MemoryError> {
+        self.flush()?;
+        let cutoff = SimTime::from_secs_f64((now.as_secs_f64() - max_age_s).max(0.0));
+        let ids = self.episodic.delete_before(cutoff)?;
+        self.delete_embeddings(&ids)?;
+        Ok(ids.len())
+    }
+
+    pub fn stats(&self) -> Result<Stats, MemoryError> {
+        let conn = self.episodic.connection();
+        let count = |sql: &str| -> Result<u64, MemoryError> {
+            conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|n| n.max(0) as u64).map_err(|e| self.err(e))
+        };
+        let mut by_kind = BTreeMap::new();
+        {
+            let mut stmt = conn.prepare("SELECT kind, COUNT(*) FROM events GROUP BY kind").map_err(|e| self.err(e))?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(|e| self.err(e))?;
+            for row in rows {
+                let (k, n) = row.map_err(|e| self.err(e))?;
+                by_kind.insert(k, n.max(0) as u64);
+            }
+        }
+        let range: (Option<i64>, Option<i64>) = conn
+            .query_row("SELECT MIN(t_us), MAX(t_us) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        let models: Vec<String> = {
+            let mut stmt =
+                conn.prepare("SELECT DISTINCT model FROM embeddings ORDER BY model").map_err(|e| self.err(e))?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        Ok(Stats {
+            path: self.episodic.path().display().to_string(),
+            events: count("SELECT COUNT(*) FROM events")?,
+            events_by_kind: by_kind,
+            first_event_s: range.0.map(|t| t as f64 / 1e6),
+            last_event_s: range.1.map(|t| t as f64 / 1e6),
+            facts: count("SELECT COUNT(*) FROM facts")?,
+            profiles: count("SELECT COUNT(*) FROM profiles")?,
+            embeddings: count("SELECT COUNT(*) FROM embeddings")?,
+            embedding_models: models,
+            unembedded_events: count(
+                "SELECT COUNT(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM embeddings WHERE key = e.id)",
+            )?,
+            consolidated_through: semantic::meta_get(&self.episodic, "consolidated_through")?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            index_rows: self.index.len(),
+            index_lists: self.index.lists(),
+            file_bytes: std::fs::metadata(self.episodic.path()).map(|m| m.len()).unwrap_or(0),
+        })
+    }
+}
+
+/// Rough token count (4 characters per token) for budgeting a prompt without a tokenizer.
+pub fn approx_tokens(s: &str) -> usize {
+    s.len().div_ceil(4)
+}
+
+/// Fits the best items (in score order) into `budget` tokens, one line each, and returns the
+/// block in time order (what happened first comes first).
+pub fn build_context(items: &[Retrieved], budget: usize, count_tokens: &dyn Fn(&str) -> usize) -> String {
+    let mut used = 0;
+    let mut chosen: Vec<&Retrieved> = Vec::new();
+    for r in items {
+        let cost = count_tokens(&r.item.line()) + 1;
+        if used + cost > budget {
+            continue;
+        }
+        used += cost;
+        chosen.push(r);
+    }
+    chosen.sort_by_key(|r| r.item.time());
+    chosen.iter().map(|r| format!("- {}\n", r.item.line())).collect()
+}
+
+impl VectorIndex {
+    /// Cosine similarity of the stored vector for `key` with `query`, if it has one.
+    pub fn similarity(&self, key: i64, query: &[f32]) -> Option<f32> {
+        self.vector(key).map(|v| dot_f32(&v, query))
+    }
+}

@@ -16,6 +16,7 @@ mod dataset_cmd;
 mod eval_cmd;
 mod fleet;
 mod fleet_cmd;
+mod memory_cmd;
 mod metrics_server;
 mod plan;
 mod replay_cmd;
@@ -108,6 +109,11 @@ enum Command {
     Dataset {
         #[command(subcommand)]
         command: dataset_cmd::DatasetCommand,
+    },
+    /// Query, inspect and prune memory: episodes, facts, retrieval by meaning, forgetting.
+    Memory {
+        #[command(subcommand)]
+        command: memory_cmd::MemoryCommand,
     },
     /// The robot's fleet connection: status, metrics, remote goals (plan + run in the simulator),
     /// episodes from the outbox. Runs until killed (or --exit-when-idle).
@@ -308,6 +314,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Replay { run, tree, json } => replay_cmd::replay(&run, tree.as_deref(), json),
         Command::Report { runs, output } => report::report(&runs, &output),
         Command::Dataset { command } => dataset_cmd::run(command),
+        Command::Memory { command } => memory_cmd::run(command),
         Command::Btlog { run, output } => replay_cmd::btlog(&run, &output),
         Command::Skills => {
             for s in arbor_sim::registry().iter() {

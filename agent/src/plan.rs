@@ -28,6 +28,22 @@ pub struct PlanArgs {
     /// Attempts (the first plus repairs) before giving up.
     #[arg(long, default_value_t = 3)]
     pub attempts: u32,
+    /// A memory database (a run's memory.sqlite or a robot's): what it remembers about the
+    /// goal is retrieved (hybrid: meaning, recency, importance) and given to the planner.
+    #[arg(long)]
+    pub memory: Option<PathBuf>,
+    /// Token budget for the remembered lines in the prompt.
+    #[arg(long, default_value_t = 120)]
+    pub memory_tokens: usize,
+}
+
+/// Lines memory retrieves for `goal`, fitted into `budget` tokens (time order).
+pub fn remembered(db: &std::path::Path, goal: &str, budget: usize) -> Result<Vec<String>> {
+    let mut mem = crate::memory_cmd::open_with_model(db)?;
+    let now = crate::memory_cmd::latest_time(&mem)?;
+    let hits = mem.retrieve(&arbor_memory::Query::new(goal, now, 24))?;
+    let block = arbor_memory::build_context(&hits, budget, &arbor_memory::store::approx_tokens);
+    Ok(block.lines().map(|l| l.trim_start_matches("- ").to_string()).collect())
 }
 
 #[cfg(feature = "llm")]
@@ -39,9 +55,13 @@ pub fn plan(goal: &str, scenario: &Scenario, seed: u64, args: &PlanArgs) -> Resu
     let mut planner = Planner::new(generator, arbor_sim::registry());
     planner.max_attempts = args.attempts.max(1);
     planner.prompt_budget_chars = arbor_sim::runner::PLAN_PROMPT_BUDGET;
+    let mut context = arbor_sim::planning::context(scenario);
+    if let Some(db) = &args.memory {
+        context.remembered = remembered(db, goal, args.memory_tokens)?;
+    }
     let request = PlanRequest {
         goal: goal.to_string(),
-        context: arbor_sim::planning::context(scenario),
+        context,
         sampling: Sampling {
             temperature: args.temperature,
             top_k: args.top_k,

@@ -13,6 +13,7 @@ pub fn context(s: &Scenario) -> PlanContext {
         objects: s.objects.iter().map(|o| o.name.clone()).collect(),
         in_view: Vec::new(),
         recent_events: Vec::new(),
+        remembered: Vec::new(),
     }
 }
 

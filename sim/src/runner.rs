@@ -380,8 +380,11 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
         ] {
             for id in ids {
                 let mut ev = Event::new(now, kind, format!("{id} {verb}")).with_entity(id.clone());
-                if let Some(room) = memory.entity(id.as_str()).and_then(|e| world.room_at(e.position)) {
-                    ev = ev.with_place(room);
+                if let Some(e) = memory.entity(id.as_str()) {
+                    ev = ev.with_pose(e.position);
+                    if let Some(room) = world.room_at(e.position) {
+                        ev = ev.with_place(room);
+                    }
                 }
                 let (res, d) = remember(
                     ev,

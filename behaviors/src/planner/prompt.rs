@@ -14,6 +14,10 @@ pub struct PlanContext {
     pub in_view: Vec<String>,
     /// Recent events, newest first, one line each.
     pub recent_events: Vec<String>,
+    /// What long-term memory retrieved for this goal (episodes and facts, in time order),
+    /// already fitted to a token budget by the memory's context builder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remembered: Vec<String>,
 }
 
 /// The two messages of a chat prompt.
@@ -101,6 +105,19 @@ pub fn user_prompt(goal: &str, cx: &PlanContext, budget_chars: usize) -> String 
     if !events.is_empty() {
         s.push_str("Recent events:\n");
         s.push_str(&events.join("\n"));
+        s.push('\n');
+    }
+    let mut remembered = Vec::new();
+    for e in &cx.remembered {
+        if e.len() + 3 > budget {
+            break;
+        }
+        budget -= e.len() + 3;
+        remembered.push(format!("- {e}"));
+    }
+    if !remembered.is_empty() {
+        s.push_str("Remembered:\n");
+        s.push_str(&remembered.join("\n"));
         s.push('\n');
     }
     s.push_str("Plan:");

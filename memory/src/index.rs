@@ -202,6 +202,56 @@ impl VectorIndex {
         self.list_of.push(list);
     }
 
+    /// The trained IVF layer: centroids (nlist x dim, row-major), nlist, rows at training.
+    pub fn layout(&self) -> Option<(&[f32], usize, usize)> {
+        self.ivf.as_ref().map(|i| (i.centroids.as_slice(), i.nlist, i.trained_rows))
+    }
+
+    /// The IVF list `key` is in.
+    pub fn list_of(&self, key: i64) -> Option<u32> {
+        let r = *self.rows.get(&key)? as usize;
+        let l = self.list_of[r];
+        (l != u32::MAX).then_some(l)
+    }
+
+    /// Installs a saved IVF layer (from [`layout`](Self::layout)) on an empty index, so that
+    /// rows added with [`add_in_list`](Self::add_in_list) need no assignment.
+    pub fn restore_layout(&mut self, centroids: Vec<f32>, nlist: usize, trained_rows: usize) -> bool {
+        if nlist == 0 || centroids.len() != nlist * self.dim || !self.keys.is_empty() {
+            return false;
+        }
+        self.ivf = Some(Ivf { nlist, centroids, lists: vec![Vec::new(); nlist], trained_rows });
+        true
+    }
+
+    /// Adds a row whose list is known (from a saved layout); an unknown or out-of-range list
+    /// is assigned as in [`add`](Self::add).
+    pub fn add_in_list(&mut self, key: i64, v: &[f32], list: Option<u32>) {
+        let nlist = self.ivf.as_ref().map_or(0, |i| i.nlist);
+        match list {
+            Some(l) if (l as usize) < nlist && v.len() == self.dim => {
+                self.remove(key);
+                let (q, scale) = quantize(v);
+                let row = self.keys.len() as u32;
+                self.keys.push(key);
+                self.scales.push(scale);
+                self.data.extend_from_slice(&q);
+                self.alive.push(true);
+                self.rows.insert(key, row);
+                self.list_of.push(l);
+                if let Some(ivf) = &mut self.ivf {
+                    ivf.lists[l as usize].push(row);
+                }
+            }
+            _ => self.add(key, v),
+        }
+    }
+
+    /// Every live key and its list (after training).
+    pub fn assignments(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
+        self.keys.iter().zip(&self.list_of).zip(&self.alive).filter(|(_, a)| **a).map(|((k, l), _)| (*k, *l))
+    }
+
     /// The stored (dequantized) vector for `key`.
     pub fn vector(&self, key: i64) -> Option<Vec<f32>> {
         let r = *self.rows.get(&key)? as usize;

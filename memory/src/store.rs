@@ -11,7 +11,7 @@ use crate::episodic::{EpisodicStore, Event, EventKind, MemoryError, Stored};
 use crate::index::{VectorIndex, dot_f32, quantize};
 use crate::semantic::{self, ConsolidateReport, Fact, Profile};
 use arbor_perception::SimTime;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -21,7 +21,16 @@ CREATE TABLE IF NOT EXISTS embeddings (
     key   INTEGER PRIMARY KEY,
     model TEXT NOT NULL,
     scale REAL NOT NULL,
-    vec   BLOB NOT NULL
+    vec   BLOB NOT NULL,
+    list  INTEGER
+);
+CREATE TABLE IF NOT EXISTS vector_layout (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    model        TEXT NOT NULL,
+    dim          INTEGER NOT NULL,
+    nlist        INTEGER NOT NULL,
+    trained_rows INTEGER NOT NULL,
+    centroids    BLOB NOT NULL
 );
 ";
 
@@ -206,13 +215,28 @@ fn words(s: &str) -> Vec<String> {
 impl Memory {
     /// Opens (creating) the memory database at `path` and loads its stored vectors.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, MemoryError> {
+        Self::open_with_train_at(path, 16_384)
+    }
+
+    /// Opens with a given index training threshold (the layout saved in the file is used when
+    /// there is one).
+    pub fn open_with_train_at(path: impl AsRef<Path>, train_at: usize) -> Result<Self, MemoryError> {
         let episodic = EpisodicStore::open(path)?;
         let err = |e| MemoryError::Sqlite { path: episodic.path().to_path_buf(), source: e };
         // Forgotten rows are overwritten on disk, not just unlinked.
         episodic.connection().pragma_update(None, "secure_delete", "ON").map_err(err)?;
         episodic.connection().execute_batch(semantic::SCHEMA).map_err(err)?;
         episodic.connection().execute_batch(EMBED_SCHEMA).map_err(err)?;
-        let mut me = Self { episodic, index: VectorIndex::new(crate::embed::MINILM_DIM), embedder: None };
+        let has_list: i64 = episodic
+            .connection()
+            .query_row("SELECT COUNT(*) FROM pragma_table_info('embeddings') WHERE name = 'list'", [], |r| r.get(0))
+            .map_err(err)?;
+        if has_list == 0 {
+            episodic.connection().execute_batch("ALTER TABLE embeddings ADD COLUMN list INTEGER").map_err(err)?;
+        }
+        let mut index = VectorIndex::new(crate::embed::MINILM_DIM);
+        index.train_at = train_at;
+        let mut me = Self { episodic, index, embedder: None };
         me.load_vectors(None)?;
         Ok(me)
     }
@@ -224,11 +248,33 @@ impl Memory {
     fn load_vectors(&mut self, model: Option<&str>) -> Result<(), MemoryError> {
         let mut index = VectorIndex::new(self.index.dim());
         index.train_at = self.index.train_at;
+        let dim = index.dim();
+        let bad = |message: String| MemoryError::Invalid { path: self.episodic.path().to_path_buf(), message };
         {
             let conn = self.episodic.connection();
-            let mut stmt = conn.prepare("SELECT key, model, scale, vec FROM embeddings").map_err(|e| self.err(e))?;
+            // A saved IVF layout spares retraining (minutes at millions of rows) on every open.
+            let layout: Option<(String, i64, i64, i64, Vec<u8>)> = conn
+                .query_row(
+                    "SELECT model, dim, nlist, trained_rows, centroids FROM vector_layout WHERE id = 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if let Some((m, d, nlist, trained, blob)) = layout
+                && model.is_none_or(|want| want == m)
+                && d as usize == dim
+            {
+                let centroids: Vec<f32> =
+                    blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                if !index.restore_layout(centroids, nlist.max(0) as usize, trained.max(0) as usize) {
+                    return Err(bad(format!("vector_layout: {} centroids bytes for {nlist} lists of {d}", blob.len())));
+                }
+            }
+            let mut stmt =
+                conn.prepare("SELECT key, model, scale, vec, list FROM embeddings").map_err(|e| self.err(e))?;
             let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-            let mut v = vec![0f32; index.dim()];
+            let mut v = vec![0f32; dim];
             while let Some(r) = rows.next().map_err(|e| self.err(e))? {
                 let key: i64 = r.get(0).map_err(|e| self.err(e))?;
                 let m: String = r.get(1).map_err(|e| self.err(e))?;
@@ -237,21 +283,52 @@ impl Memory {
                 }
                 let scale: f64 = r.get(2).map_err(|e| self.err(e))?;
                 let blob = r.get_ref(3).map_err(|e| self.err(e))?.as_blob().map_err(|e| self.err(e.into()))?;
-                if blob.len() != v.len() {
-                    return Err(MemoryError::Invalid {
-                        path: self.episodic.path().to_path_buf(),
-                        message: format!("embedding {key} has {} values, expected {}", blob.len(), v.len()),
-                    });
+                if blob.len() != dim {
+                    return Err(bad(format!("embedding {key} has {} values, expected {dim}", blob.len())));
                 }
                 for (o, &b) in v.iter_mut().zip(blob) {
                     *o = f32::from(b as i8) * scale as f32;
                 }
-                index.add(key, &v);
+                let list: Option<i64> = r.get(4).map_err(|e| self.err(e))?;
+                index.add_in_list(key, &v, list.and_then(|l| u32::try_from(l).ok()));
             }
         }
-        index.maintain();
         self.index = index;
+        self.maintain_index()?;
         Ok(())
+    }
+
+    /// Trains the index when due and saves its layout (centroids, each row's list).
+    fn maintain_index(&mut self) -> Result<bool, MemoryError> {
+        if !self.index.maintain() {
+            return Ok(false);
+        }
+        let Some((centroids, nlist, trained)) = self.index.layout() else { return Ok(false) };
+        let blob: Vec<u8> = centroids.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let model = self.embedder.as_ref().map(|e| e.model_id().to_string()).unwrap_or_else(|| {
+            self.episodic
+                .connection()
+                .query_row("SELECT model FROM embeddings LIMIT 1", [], |r| r.get::<_, String>(0))
+                .unwrap_or_default()
+        });
+        let (dim, assignments): (usize, Vec<(i64, u32)>) = (self.index.dim(), self.index.assignments().collect());
+        let path = self.episodic.path().to_path_buf();
+        let err = |e| MemoryError::Sqlite { path: path.clone(), source: e };
+        let tx = self.episodic.connection_mut().transaction().map_err(err)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO vector_layout (id, model, dim, nlist, trained_rows, centroids) \
+             VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+            params![model, dim as i64, nlist as i64, trained as i64, blob],
+        )
+        .map_err(err)?;
+        {
+            let mut stmt = tx.prepare_cached("UPDATE embeddings SET list = ?2 WHERE key = ?1").map_err(err)?;
+            for (k, l) in assignments {
+                stmt.execute(params![k, i64::from(l)]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(true)
     }
 
     /// Gives memory a text embedder. Vectors stored by another model are set aside (and
@@ -302,19 +379,32 @@ impl Memory {
         let tx = self.episodic.connection_mut().transaction().map_err(err)?;
         {
             let mut stmt = tx
-                .prepare_cached("INSERT OR REPLACE INTO embeddings (key, model, scale, vec) VALUES (?1, ?2, ?3, ?4)")
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO embeddings (key, model, scale, vec, list) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
                 .map_err(err)?;
             for (key, v) in keyed {
+                self.index.add(*key, v);
                 let (q, scale) = quantize(v);
                 let bytes: Vec<u8> = q.iter().map(|&x| x as u8).collect();
-                stmt.execute(params![key, model, f64::from(scale), bytes]).map_err(err)?;
+                let list = self.index.list_of(*key).map(i64::from);
+                stmt.execute(params![key, model, f64::from(scale), bytes, list]).map_err(err)?;
             }
         }
-        tx.commit().map_err(err)?;
-        for (key, v) in keyed {
-            self.index.add(*key, v);
+        tx.commit().map_err(err)
+    }
+
+    /// Stores vectors computed elsewhere (keys: event id, or minus a fact id) under the current
+    /// embedder's model id, e.g. captions embedded on another machine. Vectors must be unit
+    /// length with the index's dimension.
+    pub fn put_embeddings(&mut self, keyed: &[(i64, Vec<f32>)]) -> Result<(), MemoryError> {
+        if let Some((k, v)) = keyed.iter().find(|(_, v)| v.len() != self.index.dim()) {
+            return Err(MemoryError::Invalid {
+                path: self.episodic.path().to_path_buf(),
+                message: format!("embedding for key {k} has {} values, expected {}", v.len(), self.index.dim()),
+            });
         }
-        Ok(())
+        self.store_vectors(keyed)
     }
 
     fn embedder(&mut self) -> Result<&mut Box<dyn Embedder>, MemoryError> {
@@ -377,7 +467,7 @@ impl Memory {
                 break;
             }
         }
-        report.index_trained = self.index.maintain();
+        report.index_trained = self.maintain_index()?;
         Ok(report)
     }
 
@@ -398,12 +488,17 @@ impl Memory {
     /// Hybrid retrieval: candidates from the vector index, the latest events and the events
     /// about entities the query names; scored by relevance, recency and importance.
     pub fn retrieve(&mut self, q: &Query) -> Result<Vec<Retrieved>, MemoryError> {
-        self.flush()?;
         let mut qv = self.embedder()?.embed(&[q.text.as_str()])?.pop().unwrap_or_default();
         normalize(&mut qv);
+        self.retrieve_by_vector(q, &qv)
+    }
+
+    /// [`retrieve`](Self::retrieve) with the query's embedding already computed.
+    pub fn retrieve_by_vector(&mut self, q: &Query, qv: &[f32]) -> Result<Vec<Retrieved>, MemoryError> {
+        self.flush()?;
         let named = self.named_entities(&q.text)?;
         let pool = (q.k * 8).max(64);
-        let mut keys: BTreeSet<i64> = self.index.search(&qv, pool).iter().map(|h| h.key).collect();
+        let mut keys: BTreeSet<i64> = self.index.search(qv, pool).iter().map(|h| h.key).collect();
         keys.extend(self.episodic.latest(32)?.iter().map(|s| s.id));
         for e in named.iter().chain(q.entity.iter()) {
             let about = self.episodic.query_stored(
@@ -446,7 +541,7 @@ impl Memory {
             if !kind_ok {
                 continue;
             }
-            let relevance = self.index.similarity(key, &qv).unwrap_or(0.0);
+            let relevance = self.index.similarity(key, qv).unwrap_or(0.0);
             let age = q.now.as_secs_f64() - item.time().as_secs_f64();
             let recency = 0.5f64.powf(age.max(0.0) / w.half_life_s.max(1e-6)) as f32;
             let named_bonus = if named.iter().any(|e| item.about(e)) { w.entity } else { 0.0 };
@@ -611,20 +706,47 @@ pub fn approx_tokens(s: &str) -> usize {
 }
 
 /// Fits the best items (in score order) into `budget` tokens, one line each, and returns the
-/// block in time order (what happened first comes first).
+/// block in time order (what happened first comes first). Repeats of the same episode (the
+/// same text about the same entity and place) fold into one line with a count and time span.
 pub fn build_context(items: &[Retrieved], budget: usize, count_tokens: &dyn Fn(&str) -> usize) -> String {
-    let mut used = 0;
-    let mut chosen: Vec<&Retrieved> = Vec::new();
+    // Group repeats, keeping the order of their best-scored member.
+    let mut groups: Vec<(String, Vec<&Retrieved>)> = Vec::new();
     for r in items {
-        let cost = count_tokens(&r.item.line()) + 1;
+        let key = match &r.item {
+            Item::Episode { event, .. } => {
+                format!("{}|{:?}|{:?}|{}", event.kind, event.entity, event.place, event.text)
+            }
+            Item::Fact(f) => format!("fact|{}", f.id),
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, g)) => g.push(r),
+            None => groups.push((key, vec![r])),
+        }
+    }
+    let mut used = 0;
+    let mut chosen: Vec<(SimTime, String)> = Vec::new();
+    for (_, g) in &groups {
+        let first = g.iter().map(|r| r.item.time()).min().unwrap_or(SimTime::ZERO);
+        let last = g.iter().map(|r| r.item.time()).max().unwrap_or(SimTime::ZERO);
+        let line = match (&g[0].item, g.len()) {
+            (Item::Episode { .. }, n) if n > 1 => {
+                let mut one = g[0].item.line();
+                if let Some(rest) = one.strip_prefix('[').and_then(|x| x.split_once("] ")).map(|x| x.1.to_string()) {
+                    one = rest;
+                }
+                format!("[{n}x, t={:.1}..{:.1}s] {one}", first.as_secs_f64(), last.as_secs_f64())
+            }
+            (item, _) => item.line(),
+        };
+        let cost = count_tokens(&line) + 1;
         if used + cost > budget {
             continue;
         }
         used += cost;
-        chosen.push(r);
+        chosen.push((last, line));
     }
-    chosen.sort_by_key(|r| r.item.time());
-    chosen.iter().map(|r| format!("- {}\n", r.item.line())).collect()
+    chosen.sort_by_key(|(t, _)| *t);
+    chosen.iter().map(|(_, l)| format!("- {l}\n")).collect()
 }
 
 impl VectorIndex {

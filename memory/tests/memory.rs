@@ -239,3 +239,36 @@ fn missing_model_and_no_embedder_are_clear_errors() {
     let err = mem.retrieve(&Query::new("x", SimTime::ZERO, 3)).unwrap_err();
     assert!(err.to_string().contains("no embedding model"), "{err}");
 }
+
+#[test]
+fn the_trained_index_layout_is_saved_and_restored_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.sqlite");
+    let mut rng = arbor_perception::Rng::seed_from_u64(5);
+    let vecs: Vec<(i64, Vec<f32>)> = (1..=3000i64)
+        .map(|k| {
+            let mut v: Vec<f32> = (0..384).map(|_| rng.normal() as f32).collect();
+            arbor_memory::embed::normalize(&mut v);
+            (k, v)
+        })
+        .collect();
+    let query = vecs[41].1.clone();
+    let (lists, hits) = {
+        let mut mem = Memory::open_with_train_at(&path, 1000).unwrap();
+        mem.put_embeddings(&vecs).unwrap();
+        assert_eq!(mem.index().lists(), 0);
+        let r = mem.maintain().unwrap();
+        assert!(r.index_trained);
+        assert!(mem.index().lists() >= 16);
+        let bad = mem.put_embeddings(&[(1, vec![0.0; 3])]).unwrap_err();
+        assert!(bad.to_string().contains("expected 384"), "{bad}");
+        (mem.index().lists(), mem.index().search(&query, 5))
+    };
+    assert_eq!(hits[0].key, 42);
+    // Reopened: same lists, same answers, nothing retrained.
+    let mem = Memory::open_with_train_at(&path, 1000).unwrap();
+    assert_eq!(mem.index().lists(), lists);
+    assert_eq!(mem.index().len(), 3000);
+    assert!(!mem.index().needs_training());
+    assert_eq!(mem.index().search(&query, 5), hits);
+}

@@ -32,8 +32,11 @@ pub struct VectorIndex {
     ivf: Option<Ivf>,
     /// Rows needed before the IVF layer is trained (exact scans below).
     pub train_at: usize,
-    /// Lists scanned per query (0 = chosen from the number of lists).
+    /// Most lists scanned per query (0 = chosen from the number of lists).
     pub nprobe: usize,
+    /// Rows a query scans at most once its first list is done (0 = max(16384, rows / 40)):
+    /// bounds latency when the data crowd a few lists.
+    pub scan_budget: usize,
     seed: u64,
 }
 
@@ -144,6 +147,7 @@ impl VectorIndex {
             ivf: None,
             train_at: 16_384,
             nprobe: 0,
+            scan_budget: 0,
             seed: 0x5eed_1d,
         }
     }
@@ -411,8 +415,15 @@ impl VectorIndex {
                 for c in 0..ivf.nlist {
                     best.push(dot_f32(query, &ivf.centroids[c * d..(c + 1) * d]), c as u32);
                 }
+                let budget = if self.scan_budget > 0 { self.scan_budget } else { (self.rows.len() / 40).max(16_384) };
+                let mut scanned = 0;
                 for (_, c) in best.into_sorted() {
-                    ivf.lists[c as usize].iter().copied().for_each(&mut visit);
+                    if scanned >= budget {
+                        break;
+                    }
+                    let list = &ivf.lists[c as usize];
+                    list.iter().copied().for_each(&mut visit);
+                    scanned += list.len();
                 }
                 // Rows added since training that have no list yet (none: add assigns), and
                 // nothing else: the lists cover every live row.

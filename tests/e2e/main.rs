@@ -12,6 +12,7 @@ mod cli_errors;
 mod dataset;
 mod eval;
 mod fleet;
+mod memory;
 mod observability;
 #[cfg(feature = "llm")]
 mod planner_llm;

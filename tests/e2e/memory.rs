@@ -1,0 +1,97 @@
+//! `arbor memory` over a simulator run: questions answered from the run's memory, stats,
+//! facts, the planner's context, forgetting; bad paths, corrupt and locked databases.
+
+use crate::{SCENARIO, TREE, arbor, stderr, stdout};
+use std::path::Path;
+
+fn sim(out: &Path) {
+    let o = arbor(&["sim", "--scenario", SCENARIO, "--tree", TREE, "--seed", "1", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn memory_cli_answers_questions_about_a_run_and_forgets_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    sim(&run);
+    let r = run.to_str().unwrap();
+    let o = arbor(&["memory", "query", r, "where was bob last seen"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("answer: kitchen\n"), "{}", stdout(&o));
+
+    let o = arbor(&["memory", "query", r, "who did the robot photograph", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kind"], "who");
+    assert_eq!(v["answer"], "alice, carol, dave");
+    assert!(!v["evidence"].as_array().unwrap().is_empty());
+
+    let o = arbor(&["memory", "stats", r, "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let events = s["events"].as_u64().unwrap();
+    assert!(events > 100, "{s}");
+    assert_eq!(s["unembedded_events"], 0, "query brought the file up to date");
+    assert!(s["facts"].as_u64().unwrap() >= 10);
+    assert_eq!(s["embedding_models"][0], "all-MiniLM-L6-v2-int8");
+
+    let o = arbor(&["memory", "facts", r, "--entity", "dave"]);
+    assert!(stdout(&o).contains("dave was seen in the lobby"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("usual place lobby"), "{}", stdout(&o));
+
+    let o = arbor(&["memory", "context", r, "photograph bob", "--tokens", "80"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ctx = stdout(&o);
+    assert!(ctx.contains("bob"), "{ctx}");
+    assert!(ctx.len() <= 80 * 4 + 4 * ctx.lines().count(), "{ctx}");
+
+    let o = arbor(&["memory", "forget", r, "alice", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(f["events"].as_u64().unwrap() > 5, "{f}");
+    let o = arbor(&["memory", "query", r, "where was alice last seen", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!v.to_string().to_lowercase().contains("alice came"), "{v}");
+    assert!(v["subject"].is_null(), "alice is unknown now: {v}");
+}
+
+#[test]
+fn bad_memory_databases_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // No database: named, and none created.
+    let missing = dir.path().join("nothing");
+    let o = arbor(&["memory", "stats", missing.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no memory database at") && stderr(&o).contains("nothing"), "{}", stderr(&o));
+    assert!(!missing.exists());
+    // Not a database.
+    let bad = dir.path().join("memory.sqlite");
+    std::fs::write(&bad, vec![b'x'; 4096]).unwrap();
+    let o = arbor(&["memory", "query", bad.to_str().unwrap(), "where was bob"]);
+    assert!(!o.status.success());
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("memory.sqlite"), "{}", stderr(&o));
+    // Locked by another writer past the busy timeout: an error naming the file, and what was
+    // committed before is intact afterwards.
+    let run = dir.path().join("run");
+    sim(&run);
+    let db = run.join("memory.sqlite");
+    let before = {
+        let o = arbor(&["memory", "stats", db.to_str().unwrap(), "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["events"].as_u64().unwrap()
+    };
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let o = arbor(&["memory", "forget", db.to_str().unwrap(), "bob"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("memory.sqlite") && err.contains("locked"), "{err}");
+    conn.execute_batch("ROLLBACK").unwrap();
+    drop(conn);
+    let o = arbor(&["memory", "stats", db.to_str().unwrap(), "--json"]);
+    let after = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["events"].as_u64().unwrap();
+    assert_eq!(before, after);
+    // Bad arguments.
+    let o = arbor(&["memory", "retain", db.to_str().unwrap(), "--max-age-s", "NaN"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--max-age-s"), "{}", stderr(&o));
+}

@@ -30,6 +30,11 @@ pub fn register(reg: &mut SkillRegistry) {
         ],
     ));
     reg.register(SkillSpec::condition(
+        "was_greeted",
+        "succeeds if the robot has said something to or about the entity",
+        vec![ParamSpec::required("entity", ParamType::Entity, "the person")],
+    ));
+    reg.register(SkillSpec::condition(
         "has_seen",
         "succeeds if the entity has been seen (is in working memory)",
         vec![ParamSpec::required("entity", ParamType::Entity, "who or what")],
@@ -37,7 +42,7 @@ pub fn register(reg: &mut SkillRegistry) {
 }
 
 /// The conditions [`evaluate`] answers from working memory alone.
-pub const MEMORY_CONDITIONS: [&str; 3] = ["in_view", "is_attending", "has_seen"];
+pub const MEMORY_CONDITIONS: [&str; 4] = ["in_view", "is_attending", "has_seen", "was_greeted"];
 
 /// Whether a condition is answered from working memory alone (so replay can re-evaluate it).
 pub fn is_memory_condition(skill: &str) -> bool {
@@ -51,6 +56,7 @@ pub fn evaluate(call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
     let (ok, why) = match call.skill {
         "in_view" => (state.is_some_and(|e| e.in_view), "in view"),
         "has_seen" => (state.is_some(), "seen"),
+        "was_greeted" => (state.is_some_and(|e| e.greeted_at.is_some()), "greeted"),
         "is_attending" => {
             let threshold = call.number("threshold").unwrap_or(DEFAULT_ATTENTION_THRESHOLD) as f32;
             (state.is_some_and(|e| e.is_attending(threshold)), "attending")

@@ -158,6 +158,9 @@ pub struct RunHeader {
     pub tree_author: String,
     /// The scenario file's text as given.
     pub scenario_yaml: String,
+    /// Working memory bounds of the run (replay rebuilds memory with the same ones).
+    #[serde(default)]
+    pub working_memory: arbor_memory::WorkingConfig,
 }
 
 /// The tree as run, and the executor's node table (index = position).

@@ -394,7 +394,7 @@ pub fn replay(rec: &Recording, tree: &CheckedTree, source: &str) -> Result<Repla
     let closing: Vec<Ev> = rec.closing_records.iter().map(|r| Ev::from_record(r, &index)).collect();
 
     let mut robot = ReplayRobot::new(rec);
-    let mut memory = WorkingMemory::default();
+    let mut memory = WorkingMemory::with_config(&rec.header.working_memory);
     memory.set_goal(rec.header.goal.clone());
     for ev in &rec.initial_events {
         memory.push_event(ev.clone());

@@ -196,6 +196,18 @@ fn main() {
         std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6
     );
     mem.set_embedder(Box::new(MiniLm::from_models_dir(2).unwrap())).unwrap();
+    let mut sizes = mem.index().list_sizes();
+    sizes.sort_unstable();
+    if !sizes.is_empty() {
+        println!(
+            "IVF lists: {} (rows per list: median {}, p99 {}, max {}; empty {})",
+            sizes.len(),
+            sizes[sizes.len() / 2],
+            sizes[sizes.len() * 99 / 100],
+            sizes[sizes.len() - 1],
+            sizes.iter().filter(|&&n| n == 0).count()
+        );
+    }
 
     // Questions.
     let questions: Vec<String> = (0..200)

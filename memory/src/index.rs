@@ -1,35 +1,42 @@
 //! A vector index for top-k by cosine similarity that stays fast at a million items.
 //!
 //! Vectors are unit length; each is stored as int8 with one scale (388 bytes at 384-d instead
-//! of 1536). Below [`VectorIndex::train_at`] rows a query scans everything (exact). Above it an
-//! inverted-file layer (IVF: spherical k-means centroids, one list of rows per centroid) is
-//! trained by [`VectorIndex::maintain`], off the hot path; a query then scans only the lists of
-//! the `nprobe` centroids closest to it. New rows join their nearest list at once; the
-//! centroids are retrained when the index has grown fourfold since the last training.
-//! Removal (forgetting) tombstones the row and drops it from its list.
+//! of 1536), in lists whose codes lie contiguously so that a scan streams through memory.
+//! Below [`VectorIndex::train_at`] rows there is one list and a query scans it all (exact).
+//! Above it an inverted-file layer (IVF: spherical k-means centroids, one list per centroid) is
+//! trained by [`VectorIndex::maintain`], off the hot path; a query then scans the lists of the
+//! centroids closest to it, nearest first, until `nprobe` lists or the row budget. New rows join
+//! their nearest list at once; the centroids are retrained when the index has grown fourfold
+//! since the last training. Removal takes the row out of its list at once.
 
 use arbor_perception::Rng;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
+#[derive(Debug, Clone, Default)]
+struct List {
+    rows: Vec<u32>,
+    codes: Vec<i8>,
+    scales: Vec<f32>,
+}
+
 #[derive(Debug, Clone)]
-struct Ivf {
-    nlist: usize,
-    centroids: Vec<f32>,
-    lists: Vec<Vec<u32>>,
+struct Centroids {
+    data: Vec<f32>,
     trained_rows: usize,
 }
 
 #[derive(Debug, Clone)]
 pub struct VectorIndex {
     dim: usize,
+    /// Key of each row ever added (rows are never reused).
     keys: Vec<i64>,
-    scales: Vec<f32>,
-    data: Vec<i8>,
-    alive: Vec<bool>,
-    list_of: Vec<u32>,
+    /// Where each row's codes are: (list, position); `None` once removed.
+    loc: Vec<Option<(u32, u32)>>,
     rows: HashMap<i64, u32>,
-    ivf: Option<Ivf>,
+    /// One list before training, one per centroid after.
+    lists: Vec<List>,
+    centroids: Option<Centroids>,
     /// Rows needed before the IVF layer is trained (exact scans below).
     pub train_at: usize,
     /// Most lists scanned per query (0 = chosen from the number of lists).
@@ -70,6 +77,10 @@ struct TopK {
 impl TopK {
     fn new(k: usize) -> Self {
         Self { k, heap: BinaryHeap::with_capacity(k + 1) }
+    }
+    #[inline]
+    fn would_keep(&self, score: f32) -> bool {
+        self.heap.len() < self.k || self.heap.peek().is_some_and(|top| score > top.0)
     }
     #[inline]
     fn push(&mut self, score: f32, row: u32) {
@@ -139,12 +150,10 @@ impl VectorIndex {
         Self {
             dim,
             keys: Vec::new(),
-            scales: Vec::new(),
-            data: Vec::new(),
-            alive: Vec::new(),
-            list_of: Vec::new(),
+            loc: Vec::new(),
             rows: HashMap::new(),
-            ivf: None,
+            lists: vec![List::default()],
+            centroids: None,
             train_at: 16_384,
             nprobe: 0,
             scan_budget: 0,
@@ -171,14 +180,32 @@ impl VectorIndex {
 
     /// Number of IVF lists (0 while the index scans exhaustively).
     pub fn lists(&self) -> usize {
-        self.ivf.as_ref().map_or(0, |i| i.nlist)
+        if self.centroids.is_some() { self.lists.len() } else { 0 }
+    }
+
+    /// Sizes of the IVF lists (empty before training).
+    pub fn list_sizes(&self) -> Vec<usize> {
+        if self.centroids.is_some() { self.lists.iter().map(|l| l.rows.len()).collect() } else { Vec::new() }
     }
 
     /// Bytes held by the vectors and their bookkeeping (approximate).
     pub fn memory_bytes(&self) -> usize {
-        self.data.len()
-            + self.keys.len() * (8 + 4 + 1 + 4 + 16)
-            + self.ivf.as_ref().map_or(0, |i| i.centroids.len() * 4)
+        self.rows.len() * (self.dim + 4 + 4)
+            + self.keys.len() * (8 + 12)
+            + self.rows.len() * 16
+            + self.centroids.as_ref().map_or(0, |c| c.data.len() * 4)
+    }
+
+    fn push_row(&mut self, key: i64, q: &[i8], scale: f32, list: usize) {
+        let row = self.keys.len() as u32;
+        let l = &mut self.lists[list];
+        let pos = l.rows.len() as u32;
+        l.rows.push(row);
+        l.codes.extend_from_slice(q);
+        l.scales.push(scale);
+        self.keys.push(key);
+        self.loc.push(Some((list as u32, pos)));
+        self.rows.insert(key, row);
     }
 
     /// Adds (or replaces) the vector for `key`. `v` must have [`dim`](Self::dim) entries.
@@ -189,171 +216,142 @@ impl VectorIndex {
         }
         self.remove(key);
         let (q, scale) = quantize(v);
-        let row = self.keys.len() as u32;
-        self.keys.push(key);
-        self.scales.push(scale);
-        self.data.extend_from_slice(&q);
-        self.alive.push(true);
-        self.rows.insert(key, row);
-        let list = match &mut self.ivf {
-            Some(ivf) => {
-                let l = nearest(&ivf.centroids, ivf.nlist, self.dim, v);
-                ivf.lists[l].push(row);
-                l as u32
-            }
-            None => u32::MAX,
+        let list = match &self.centroids {
+            Some(c) => nearest(&c.data, self.lists.len(), self.dim, v),
+            None => 0,
         };
-        self.list_of.push(list);
-    }
-
-    /// The trained IVF layer: centroids (nlist x dim, row-major), nlist, rows at training.
-    pub fn layout(&self) -> Option<(&[f32], usize, usize)> {
-        self.ivf.as_ref().map(|i| (i.centroids.as_slice(), i.nlist, i.trained_rows))
-    }
-
-    /// The IVF list `key` is in.
-    pub fn list_of(&self, key: i64) -> Option<u32> {
-        let r = *self.rows.get(&key)? as usize;
-        let l = self.list_of[r];
-        (l != u32::MAX).then_some(l)
-    }
-
-    /// Installs a saved IVF layer (from [`layout`](Self::layout)) on an empty index, so that
-    /// rows added with [`add_in_list`](Self::add_in_list) need no assignment.
-    pub fn restore_layout(&mut self, centroids: Vec<f32>, nlist: usize, trained_rows: usize) -> bool {
-        if nlist == 0 || centroids.len() != nlist * self.dim || !self.keys.is_empty() {
-            return false;
-        }
-        self.ivf = Some(Ivf { nlist, centroids, lists: vec![Vec::new(); nlist], trained_rows });
-        true
+        self.push_row(key, &q, scale, list);
     }
 
     /// Adds a row whose list is known (from a saved layout); an unknown or out-of-range list
     /// is assigned as in [`add`](Self::add).
     pub fn add_in_list(&mut self, key: i64, v: &[f32], list: Option<u32>) {
-        let nlist = self.ivf.as_ref().map_or(0, |i| i.nlist);
         match list {
-            Some(l) if (l as usize) < nlist && v.len() == self.dim => {
+            Some(l) if self.centroids.is_some() && (l as usize) < self.lists.len() && v.len() == self.dim => {
                 self.remove(key);
                 let (q, scale) = quantize(v);
-                let row = self.keys.len() as u32;
-                self.keys.push(key);
-                self.scales.push(scale);
-                self.data.extend_from_slice(&q);
-                self.alive.push(true);
-                self.rows.insert(key, row);
-                self.list_of.push(l);
-                if let Some(ivf) = &mut self.ivf {
-                    ivf.lists[l as usize].push(row);
-                }
+                self.push_row(key, &q, scale, l as usize);
             }
             _ => self.add(key, v),
         }
     }
 
-    /// Every live key and its list (after training).
+    /// Drops `key`; returns whether it was there.
+    pub fn remove(&mut self, key: i64) -> bool {
+        let Some(row) = self.rows.remove(&key) else { return false };
+        let Some((l, pos)) = self.loc[row as usize].take() else { return true };
+        let d = self.dim;
+        let list = &mut self.lists[l as usize];
+        let (pos, last) = (pos as usize, list.rows.len() - 1);
+        list.rows.swap_remove(pos);
+        list.scales.swap_remove(pos);
+        if pos != last {
+            list.codes.copy_within(last * d..(last + 1) * d, pos * d);
+            let moved = list.rows[pos];
+            self.loc[moved as usize] = Some((l, pos as u32));
+        }
+        list.codes.truncate(last * d);
+        true
+    }
+
+    /// The IVF list `key` is in (after training).
+    pub fn list_of(&self, key: i64) -> Option<u32> {
+        self.centroids.as_ref()?;
+        let r = *self.rows.get(&key)? as usize;
+        self.loc[r].map(|(l, _)| l)
+    }
+
+    /// The trained IVF layer: centroids (nlist x dim, row-major), nlist, rows at training.
+    pub fn layout(&self) -> Option<(&[f32], usize, usize)> {
+        self.centroids.as_ref().map(|c| (c.data.as_slice(), self.lists.len(), c.trained_rows))
+    }
+
+    /// Installs a saved IVF layer (from [`layout`](Self::layout)) on an empty index, so that
+    /// rows added with [`add_in_list`](Self::add_in_list) need no assignment.
+    pub fn restore_layout(&mut self, centroids: Vec<f32>, nlist: usize, trained_rows: usize) -> bool {
+        if nlist == 0 || centroids.len() != nlist * self.dim || !self.rows.is_empty() {
+            return false;
+        }
+        self.centroids = Some(Centroids { data: centroids, trained_rows });
+        self.lists = vec![List::default(); nlist];
+        true
+    }
+
+    /// Every live key and its list.
     pub fn assignments(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
-        self.keys.iter().zip(&self.list_of).zip(&self.alive).filter(|(_, a)| **a).map(|((k, l), _)| (*k, *l))
+        self.lists
+            .iter()
+            .enumerate()
+            .flat_map(move |(l, list)| list.rows.iter().map(move |&r| (self.keys[r as usize], l as u32)))
     }
 
     /// The stored (dequantized) vector for `key`.
     pub fn vector(&self, key: i64) -> Option<Vec<f32>> {
         let r = *self.rows.get(&key)? as usize;
-        let mut v = vec![0f32; self.dim];
-        self.row_f32(r, &mut v);
-        Some(v)
-    }
-
-    /// Drops `key`; returns whether it was there.
-    pub fn remove(&mut self, key: i64) -> bool {
-        let Some(row) = self.rows.remove(&key) else { return false };
-        self.alive[row as usize] = false;
-        let l = self.list_of[row as usize];
-        if let Some(ivf) = &mut self.ivf
-            && let Some(list) = ivf.lists.get_mut(l as usize)
-            && let Some(pos) = list.iter().position(|&r| r == row)
-        {
-            list.swap_remove(pos);
-        }
-        true
+        let (l, pos) = self.loc[r]?;
+        let list = &self.lists[l as usize];
+        let s = list.scales[pos as usize];
+        let d = self.dim;
+        Some(list.codes[pos as usize * d..(pos as usize + 1) * d].iter().map(|&q| f32::from(q) * s).collect())
     }
 
     /// Whether [`maintain`](Self::maintain) would (re)train now.
     pub fn needs_training(&self) -> bool {
         let n = self.len();
-        n >= self.train_at && self.ivf.as_ref().is_none_or(|i| n >= 4 * i.trained_rows)
+        n >= self.train_at && self.centroids.as_ref().is_none_or(|c| n >= 4 * c.trained_rows)
     }
 
-    /// Trains or retrains the IVF layer when due (and compacts removed rows). Returns whether
-    /// it trained. Costs seconds at a million rows: call it off the tick loop.
+    /// Trains or retrains the IVF layer when due. Returns whether it trained. Costs tens of
+    /// seconds at a million rows on two cores: call it off the tick loop.
     pub fn maintain(&mut self) -> bool {
         if !self.needs_training() {
             return false;
         }
-        self.compact();
         self.train();
         true
     }
 
-    fn compact(&mut self) {
-        if self.keys.len() == self.rows.len() {
-            return;
-        }
-        let d = self.dim;
-        let mut w = 0usize;
-        for r in 0..self.keys.len() {
-            if !self.alive[r] {
-                continue;
-            }
-            if w != r {
-                self.keys[w] = self.keys[r];
-                self.scales[w] = self.scales[r];
-                self.data.copy_within(r * d..(r + 1) * d, w * d);
-            }
-            w += 1;
-        }
-        self.keys.truncate(w);
-        self.scales.truncate(w);
-        self.data.truncate(w * d);
-        self.alive = vec![true; w];
-        self.list_of = vec![u32::MAX; w];
-        self.rows = self.keys.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
-    }
-
-    fn row_f32(&self, r: usize, out: &mut [f32]) {
-        let s = self.scales[r];
-        for (o, &q) in out.iter_mut().zip(&self.data[r * self.dim..(r + 1) * self.dim]) {
-            *o = f32::from(q) * s;
-        }
-    }
-
     fn train(&mut self) {
-        let n = self.keys.len();
         let d = self.dim;
+        // Gather every live row contiguously (row ids, codes, scales).
+        let n = self.rows.len();
+        let mut rows: Vec<u32> = Vec::with_capacity(n);
+        let mut data: Vec<i8> = Vec::with_capacity(n * d);
+        let mut scales: Vec<f32> = Vec::with_capacity(n);
+        for list in std::mem::take(&mut self.lists) {
+            rows.extend_from_slice(&list.rows);
+            data.extend_from_slice(&list.codes);
+            scales.extend_from_slice(&list.scales);
+        }
+        let row_f32 = |i: usize, out: &mut [f32]| {
+            let s = scales[i];
+            for (o, &q) in out.iter_mut().zip(&data[i * d..(i + 1) * d]) {
+                *o = f32::from(q) * s;
+            }
+        };
         let nlist = ((n as f64).sqrt() as usize).clamp(16, 1024);
         // Spherical k-means on an evenly spaced, seeded sample of 24 rows per list; the
-        // assignment steps compare int8 codes (the rows are stored that way), which keeps
-        // training a million rows within seconds on two cores.
+        // assignment steps compare int8 codes, which keeps training a million rows within
+        // tens of seconds on two cores.
         let mut rng = Rng::seed_from_u64(self.seed ^ n as u64);
         let sample_n = (24 * nlist).min(n);
         let offset = (rng.next_u64() as usize) % (n / sample_n).max(1);
         let sample: Vec<u32> = (0..sample_n).map(|i| (offset + i * n / sample_n).min(n - 1) as u32).collect();
         let mut centroids: Vec<f32> = vec![0f32; nlist * d];
         for c in 0..nlist {
-            let r = sample[c * sample_n / nlist] as usize;
-            self.row_f32(r, &mut centroids[c * d..(c + 1) * d]);
+            row_f32(sample[c * sample_n / nlist] as usize, &mut centroids[c * d..(c + 1) * d]);
         }
         let mut assign = vec![0u32; sample_n];
         let mut row = vec![0f32; d];
         for _ in 0..8 {
             let (cq, cs) = quantize_rows(&centroids, d);
-            assign_parallel(&cq, &cs, nlist, d, &self.data, &sample, &mut assign);
+            assign_parallel(&cq, &cs, nlist, d, &data, &sample, &mut assign);
             let mut sums = vec![0f32; nlist * d];
             let mut counts = vec![0usize; nlist];
             for (i, &c) in assign.iter().enumerate() {
                 let c = c as usize;
                 counts[c] += 1;
-                self.row_f32(sample[i] as usize, &mut row);
+                row_f32(sample[i] as usize, &mut row);
                 for (s, x) in sums[c * d..(c + 1) * d].iter_mut().zip(&row) {
                     *s += x;
                 }
@@ -362,8 +360,7 @@ impl VectorIndex {
                 let dst = &mut centroids[c * d..(c + 1) * d];
                 if counts[c] == 0 {
                     // An empty list takes a random sample row.
-                    let r = sample[(rng.next_u64() as usize) % sample_n] as usize;
-                    self.row_f32(r, dst);
+                    row_f32(sample[(rng.next_u64() as usize) % sample_n] as usize, dst);
                 } else {
                     dst.copy_from_slice(&sums[c * d..(c + 1) * d]);
                 }
@@ -373,17 +370,31 @@ impl VectorIndex {
         let (cq, cs) = quantize_rows(&centroids, d);
         let all: Vec<u32> = (0..n as u32).collect();
         let mut assign = vec![0u32; n];
-        assign_parallel(&cq, &cs, nlist, d, &self.data, &all, &mut assign);
-        let mut lists = vec![Vec::new(); nlist];
-        for (r, &c) in assign.iter().enumerate() {
-            lists[c as usize].push(r as u32);
-            self.list_of[r] = c;
+        assign_parallel(&cq, &cs, nlist, d, &data, &all, &mut assign);
+        let mut lists = vec![List::default(); nlist];
+        for (i, &c) in assign.iter().enumerate() {
+            let list = &mut lists[c as usize];
+            self.loc[rows[i] as usize] = Some((c, list.rows.len() as u32));
+            list.rows.push(rows[i]);
+            list.codes.extend_from_slice(&data[i * d..(i + 1) * d]);
+            list.scales.push(scales[i]);
         }
-        self.ivf = Some(Ivf { nlist, centroids, lists, trained_rows: n });
+        self.lists = lists;
+        self.centroids = Some(Centroids { data: centroids, trained_rows: n });
     }
 
     fn effective_nprobe(&self, nlist: usize) -> usize {
         if self.nprobe > 0 { self.nprobe.min(nlist) } else { (nlist / 24).clamp(8, 64).min(nlist) }
+    }
+
+    fn scan(&self, list: &List, q: &[i8], qs: f32, top: &mut TopK, keep: &impl Fn(i64) -> bool) {
+        let d = self.dim;
+        for (i, (&row, &s)) in list.rows.iter().zip(&list.scales).enumerate() {
+            let score = dot_i8(q, &list.codes[i * d..(i + 1) * d]) as f32 * qs * s;
+            if top.would_keep(score) && keep(self.keys[row as usize]) {
+                top.push(score, row);
+            }
+        }
     }
 
     /// The `k` rows most similar to `query` (a unit vector): approximate once the IVF layer
@@ -400,33 +411,24 @@ impl VectorIndex {
         let (q, qs) = quantize(query);
         let mut top = TopK::new(k);
         let d = self.dim;
-        let mut visit = |r: u32| {
-            let ru = r as usize;
-            if !self.alive[ru] || !keep(self.keys[ru]) {
-                return;
-            }
-            let s = dot_i8(&q, &self.data[ru * d..(ru + 1) * d]) as f32 * qs * self.scales[ru];
-            top.push(s, r);
-        };
-        match &self.ivf {
-            None => (0..self.keys.len() as u32).for_each(&mut visit),
-            Some(ivf) => {
-                let mut best = TopK::new(self.effective_nprobe(ivf.nlist));
-                for c in 0..ivf.nlist {
-                    best.push(dot_f32(query, &ivf.centroids[c * d..(c + 1) * d]), c as u32);
+        match &self.centroids {
+            None => self.lists.iter().for_each(|l| self.scan(l, &q, qs, &mut top, &keep)),
+            Some(c) => {
+                let nlist = self.lists.len();
+                let mut best = TopK::new(self.effective_nprobe(nlist));
+                for i in 0..nlist {
+                    best.push(dot_f32(query, &c.data[i * d..(i + 1) * d]), i as u32);
                 }
                 let budget = if self.scan_budget > 0 { self.scan_budget } else { (self.rows.len() / 40).max(16_384) };
                 let mut scanned = 0;
-                for (_, c) in best.into_sorted() {
+                for (_, l) in best.into_sorted() {
                     if scanned >= budget {
                         break;
                     }
-                    let list = &ivf.lists[c as usize];
-                    list.iter().copied().for_each(&mut visit);
-                    scanned += list.len();
+                    let list = &self.lists[l as usize];
+                    self.scan(list, &q, qs, &mut top, &keep);
+                    scanned += list.rows.len();
                 }
-                // Rows added since training that have no list yet (none: add assigns), and
-                // nothing else: the lists cover every live row.
             }
         }
         top.into_sorted().into_iter().map(|(score, r)| Hit { key: self.keys[r as usize], score }).collect()
@@ -436,12 +438,7 @@ impl VectorIndex {
     pub fn search_exact(&self, query: &[f32], k: usize) -> Vec<Hit> {
         let (q, qs) = quantize(query);
         let mut top = TopK::new(k);
-        let d = self.dim;
-        for r in 0..self.keys.len() {
-            if self.alive[r] {
-                top.push(dot_i8(&q, &self.data[r * d..(r + 1) * d]) as f32 * qs * self.scales[r], r as u32);
-            }
-        }
+        self.lists.iter().for_each(|l| self.scan(l, &q, qs, &mut top, &|_| true));
         top.into_sorted().into_iter().map(|(score, r)| Hit { key: self.keys[r as usize], score }).collect()
     }
 }

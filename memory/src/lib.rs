@@ -20,4 +20,4 @@ pub use embed::{Embedder, MiniLm};
 pub use episodic::{EpisodicStore, Event, EventKind, MemoryError, Stored};
 pub use semantic::{Fact, Profile};
 pub use store::{Answer, Item, Memory, Query, QuestionKind, Retrieved, Weights, build_context};
-pub use working::{EntityState, WorkingMemory};
+pub use working::{EntityState, WorkingConfig, WorkingMemory};

@@ -1,7 +1,9 @@
 //! Working memory: the goal, what is in view now, what was seen recently, recent events.
-//! Bounded: entities not seen for `forget_after` are dropped, events are a ring buffer.
+//! Bounded ([`WorkingConfig`]): entities not seen for `forget_after_s` are dropped; beyond
+//! `entities` the lowest-scored entity out of view is evicted (score = salience x recency);
+//! events are a ring buffer of `events`.
 
-use crate::episodic::Event;
+use crate::episodic::{Event, EventKind};
 use arbor_perception::{EntityId, EntityKind, Observation, Point2, SimTime};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -20,12 +22,71 @@ pub struct EntityState {
     /// Smoothed attention score (people only), exponential moving average over frames in view.
     pub attention: Option<f32>,
     pub times_seen: u64,
+    /// When the robot last said something naming this entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greeted_at: Option<SimTime>,
+    /// When the robot last photographed this entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photographed_at: Option<SimTime>,
 }
 
 impl EntityState {
     /// Attention above the threshold, hysteresis-free (the attention model adds hysteresis).
     pub fn is_attending(&self, threshold: f32) -> bool {
         self.in_view && self.attention.is_some_and(|a| a >= threshold)
+    }
+
+    /// How much this entity matters regardless of time: people over objects, attention,
+    /// how often seen, and whether the robot interacted with it.
+    pub fn salience(&self) -> f32 {
+        let base = if self.kind == EntityKind::Person { 1.0 } else { 0.5 };
+        let interacted = if self.greeted_at.is_some() || self.photographed_at.is_some() { 0.5 } else { 0.0 };
+        base + 0.5 * self.attention.unwrap_or(0.0) + 0.1 * (1.0 + self.times_seen as f32).ln() + interacted
+    }
+
+    /// Salience decayed by time since last seen (halving every `half_life_s`).
+    pub fn score(&self, now: SimTime, half_life_s: f64) -> f32 {
+        let age = now.saturating_sub(self.last_seen).as_secs_f64();
+        self.salience() * 0.5f64.powf(age / half_life_s.max(1e-6)) as f32
+    }
+}
+
+/// Bounds of working memory (scenario/robot configuration: `memory:` in a scenario file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkingConfig {
+    /// Most entities held; beyond it the lowest-scored entity out of view is evicted.
+    pub entities: usize,
+    /// Recent events held (ring buffer).
+    pub events: usize,
+    /// Entities out of view this long are dropped.
+    pub forget_after_s: f64,
+    /// Recency half-life of the eviction score.
+    pub half_life_s: f64,
+}
+
+impl Default for WorkingConfig {
+    fn default() -> Self {
+        Self { entities: 64, events: 32, forget_after_s: 600.0, half_life_s: 60.0 }
+    }
+}
+
+impl WorkingConfig {
+    /// Checks the values; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.entities == 0 {
+            return Err("memory.entities must be at least 1".into());
+        }
+        if self.events == 0 {
+            return Err("memory.events must be at least 1".into());
+        }
+        if !(self.forget_after_s.is_finite() && self.forget_after_s > 0.0) {
+            return Err(format!("memory.forget_after_s must be > 0, got {}", self.forget_after_s));
+        }
+        if !(self.half_life_s.is_finite() && self.half_life_s > 0.0) {
+            return Err(format!("memory.half_life_s must be > 0, got {}", self.half_life_s));
+        }
+        Ok(())
     }
 }
 
@@ -38,11 +99,14 @@ pub struct WorkingMemory {
     forget_after: SimTime,
     /// Weight of the newest frame in the attention average.
     attention_alpha: f32,
+    capacity: usize,
+    half_life_s: f64,
+    evicted: u64,
 }
 
 impl Default for WorkingMemory {
     fn default() -> Self {
-        Self::new(32, SimTime::from_secs_f64(600.0))
+        Self::with_config(&WorkingConfig::default())
     }
 }
 
@@ -55,6 +119,7 @@ pub struct ViewChanges {
 
 impl WorkingMemory {
     pub fn new(recent_capacity: usize, forget_after: SimTime) -> Self {
+        let d = WorkingConfig::default();
         Self {
             goal: None,
             entities: BTreeMap::new(),
@@ -62,7 +127,22 @@ impl WorkingMemory {
             recent_capacity: recent_capacity.max(1),
             forget_after,
             attention_alpha: 0.5,
+            capacity: d.entities,
+            half_life_s: d.half_life_s,
+            evicted: 0,
         }
+    }
+
+    pub fn with_config(cfg: &WorkingConfig) -> Self {
+        let mut me = Self::new(cfg.events, SimTime::from_secs_f64(cfg.forget_after_s.max(0.0)));
+        me.capacity = cfg.entities.max(1);
+        me.half_life_s = cfg.half_life_s;
+        me
+    }
+
+    /// Entities evicted for capacity so far.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
     }
 
     pub fn set_goal(&mut self, goal: impl Into<String>) {
@@ -112,6 +192,8 @@ impl WorkingMemory {
                             in_view: true,
                             attention: o.attention,
                             times_seen: 1,
+                            greeted_at: None,
+                            photographed_at: None,
                         },
                     );
                 }
@@ -125,6 +207,21 @@ impl WorkingMemory {
         }
         let forget_after = self.forget_after;
         self.entities.retain(|_, e| e.in_view || now.saturating_sub(e.last_seen) < forget_after);
+        while self.entities.len() > self.capacity {
+            // The lowest score out of view goes first; if everything is in view, the least salient.
+            let victim = self
+                .entities
+                .values()
+                .min_by(|a, b| {
+                    (a.in_view, a.score(now, self.half_life_s))
+                        .partial_cmp(&(b.in_view, b.score(now, self.half_life_s)))
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                })
+                .map(|e| e.id.clone());
+            let Some(victim) = victim else { break };
+            self.entities.remove(&victim);
+            self.evicted += 1;
+        }
         changes
     }
 
@@ -143,6 +240,28 @@ impl WorkingMemory {
 
     /// Remembers an event in the bounded recent-events buffer.
     pub fn push_event(&mut self, event: Event) {
+        match event.kind {
+            EventKind::PhotoTaken => {
+                if let Some(e) = event.entity.as_ref().and_then(|id| self.entities.get_mut(id)) {
+                    e.photographed_at = Some(event.t);
+                }
+            }
+            EventKind::Said => {
+                let words: Vec<String> = event
+                    .text
+                    .split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_lowercase)
+                    .collect();
+                for e in self.entities.values_mut() {
+                    if event.entity.as_ref() == Some(&e.id) || words.iter().any(|w| *w == e.id.as_str().to_lowercase())
+                    {
+                        e.greeted_at = Some(event.t);
+                    }
+                }
+            }
+            _ => {}
+        }
         if self.recent.len() == self.recent_capacity {
             self.recent.pop_front();
         }
@@ -165,7 +284,6 @@ impl WorkingMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::EventKind;
 
     fn obs(t: u64, id: &str, att: f32) -> Observation {
         Observation {
@@ -208,5 +326,30 @@ mod tests {
         }
         let texts: Vec<_> = wm.recent_events().map(|e| e.text.as_str()).collect();
         assert_eq!(texts, ["e3", "e4"]);
+    }
+
+    #[test]
+    fn evicts_the_lowest_scored_entity_out_of_view_beyond_capacity() {
+        let cfg = WorkingConfig { entities: 3, ..WorkingConfig::default() };
+        let mut wm = WorkingMemory::with_config(&cfg);
+        let mut mug = obs(0, "mug", 0.0);
+        mug.kind = EntityKind::Object;
+        mug.attention = None;
+        wm.update(SimTime(0), &[obs(0, "alice", 1.0), obs(0, "bob", 0.0), mug]);
+        wm.push_event(Event::new(SimTime(1), EventKind::Said, "Hello bob!"));
+        assert!(wm.entity("bob").unwrap().greeted_at.is_some());
+        assert!(wm.entity("alice").unwrap().greeted_at.is_none());
+        // All three leave view; carol arrives: the mug (an object, least salient) goes.
+        wm.update(SimTime(10), &[]);
+        wm.update(SimTime(20), &[obs(20, "carol", 0.2)]);
+        assert_eq!(wm.len(), 3);
+        assert!(wm.entity("mug").is_none());
+        assert_eq!(wm.evicted(), 1);
+        // Next: between alice (attending) and bob (greeted), recency and salience decide; carol,
+        // in view, stays.
+        wm.update(SimTime(30), &[obs(30, "carol", 0.2), obs(30, "dave", 0.0)]);
+        assert!(wm.entity("carol").is_some() && wm.entity("dave").is_some());
+        assert_eq!(wm.len(), 3);
+        assert!(WorkingConfig { entities: 0, ..cfg }.validate().unwrap_err().contains("memory.entities"));
     }
 }

@@ -304,6 +304,7 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
             tree_source: cfg.tree_source.clone(),
             tree_author: cfg.tree_author.clone(),
             scenario_yaml: cfg.scenario_text.clone(),
+            working_memory: scenario.memory.clone(),
         },
     );
     mcap.put(
@@ -325,7 +326,7 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
     let mut events_out = JsonlSink::new(create(&events_path)?);
 
     let mut world = World::new(scenario, cfg.seed);
-    let mut memory = WorkingMemory::default();
+    let mut memory = WorkingMemory::with_config(&scenario.memory);
     memory.set_goal(goal.clone());
 
     let remember = |ev: Event,

@@ -37,6 +37,13 @@ pub struct Scenario {
     #[serde(default)]
     pub objects: Vec<ObjectSpec>,
     pub success: Vec<Criterion>,
+    /// Working memory bounds (defaults: 64 entities, 32 events, forget after 600 s).
+    #[serde(default, skip_serializing_if = "is_default_memory")]
+    pub memory: arbor_memory::WorkingConfig,
+}
+
+fn is_default_memory(m: &arbor_memory::WorkingConfig) -> bool {
+    *m == arbor_memory::WorkingConfig::default()
 }
 
 fn default_time_limit() -> f64 {
@@ -306,6 +313,11 @@ impl Scenario {
         }
         if !(self.time_limit_s > 0.0 && self.time_limit_s <= 86_400.0) {
             return bad("time_limit_s".into(), format!("must be in (0, 86400], got {}", self.time_limit_s));
+        }
+        if let Err(m) = self.memory.validate() {
+            let (field, message) =
+                m.split_once(' ').map_or(("memory".to_string(), m.clone()), |(f, r)| (f.to_string(), r.to_string()));
+            return bad(field, message);
         }
         let inside = |p: [f64; 2]| {
             p[0].is_finite() && p[1].is_finite() && (0.0..=w).contains(&p[0]) && (0.0..=h).contains(&p[1])

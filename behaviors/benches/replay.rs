@@ -32,6 +32,7 @@ fn record(path: &Path, ticks: u32) -> (u64, arbor_behaviors::CheckedTree) {
         tree_source: "bench".into(),
         tree_author: "bench".into(),
         scenario_yaml: String::new(),
+        working_memory: Default::default(),
     };
     w.put(Topic::Run, 0, &header);
     let nodes = ex.nodes();

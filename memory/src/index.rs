@@ -157,7 +157,7 @@ impl VectorIndex {
             train_at: 16_384,
             nprobe: 0,
             scan_budget: 0,
-            seed: 0x5eed_1d,
+            seed: 0x005e_ed1d,
         }
     }
 
@@ -483,7 +483,7 @@ fn assign_parallel(cq: &[i8], cs: &[f32], nlist: usize, d: usize, data: &[i8], w
                             best = (sc, c as u32);
                         }
                     }
-                    *o = best.0.is_finite().then_some(best.1).unwrap_or(0);
+                    *o = if best.0.is_finite() { best.1 } else { 0 };
                 }
             });
         }

@@ -2,6 +2,8 @@
 //! commit; the parent kills it (SIGKILL) mid-stream and checks that the database opens, passes
 //! SQLite's integrity check and holds every event the child reported committed, in order.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
+
 use arbor_memory::{EpisodicStore, Event, EventKind};
 use arbor_perception::SimTime;
 use std::io::{BufRead, BufReader};

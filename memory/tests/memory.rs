@@ -2,6 +2,8 @@
 //! `bash .ci/models`): embeddings against reference values, consolidation, retrieval,
 //! question answering, forgetting, retention, restart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
+
 use arbor_memory::embed::{Embedder, MiniLm};
 use arbor_memory::{Event, EventKind, Item, Memory, Query, QuestionKind, build_context};
 use arbor_perception::{EntityId, Point2, SimTime};

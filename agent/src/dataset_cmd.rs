@@ -59,6 +59,10 @@ pub enum DatasetCommand {
         /// Replace people's names by person_1, person_2, ...
         #[arg(long)]
         redact_names: bool,
+        /// System message: full (the planner's documented prompt, as recorded) or compact (one
+        /// sentence; for fine-tuning a model that plans with the compact prompt).
+        #[arg(long, default_value = "full")]
+        prompt_style: arbor_behaviors::planner::prompt::PromptStyle,
     },
     /// Write a chat-form JSONL (train.jsonl) as an Alpaca JSON array (instruction/input/output).
     ExportAlpaca {
@@ -79,9 +83,14 @@ pub fn run(cmd: DatasetCommand) -> Result<ExitCode> {
         DatasetCommand::Generate { scenario, episodes, jobs, seed, negatives, llm, output, plan } => {
             generate_cmd(&scenario, episodes, jobs, seed, negatives, llm, &output, &plan)
         }
-        DatasetCommand::Build { runs, output, outcome, val_percent, redact_names } => {
-            let opts =
-                BuildOptions { outcome, val_percent: val_percent.min(100), redact_names, ..BuildOptions::default() };
+        DatasetCommand::Build { runs, output, outcome, val_percent, redact_names, prompt_style } => {
+            let opts = BuildOptions {
+                outcome,
+                val_percent: val_percent.min(100),
+                redact_names,
+                compact_system: prompt_style == arbor_behaviors::planner::prompt::PromptStyle::Compact,
+                ..BuildOptions::default()
+            };
             build_cmd(&runs, &output, &opts)
         }
         DatasetCommand::ExportAlpaca { input, output } => export_alpaca(&input, &output),

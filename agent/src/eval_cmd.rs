@@ -69,14 +69,29 @@ pub fn eval_cmd(suite_path: &Path, models: &[String], output: &Path, args: &Plan
     let models: Vec<String> = if models.is_empty() { vec!["expert".into()] } else { models.to_vec() };
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
     let mut results = Vec::new();
-    for model in &models {
-        let label = if model == "expert" {
+    for spec in &models {
+        // `<model>+examples`: the same model given retrieved worked examples (--examples).
+        let (model, with_examples) = match spec.strip_suffix("+examples") {
+            Some(m) => (m.to_string(), true),
+            None => (spec.clone(), false),
+        };
+        if with_examples && args.examples.is_none() {
+            bail!("{spec}: '+examples' needs --examples <train.jsonl>");
+        }
+        let model = &model;
+        let mut label = if model == "expert" {
             "expert".to_string()
         } else {
             Path::new(model).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| model.clone())
         };
+        if with_examples {
+            label.push_str("+examples");
+        }
         let mut r = ModelResult { model: label.clone(), ..ModelResult::default() };
         let mut plan_args = args.clone();
+        if !with_examples {
+            plan_args.examples = None;
+        }
         if model != "expert" {
             plan_args.model = Some(PathBuf::from(model));
         }

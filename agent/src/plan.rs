@@ -35,6 +35,102 @@ pub struct PlanArgs {
     /// Token budget for the remembered lines in the prompt.
     #[arg(long, default_value_t = 120)]
     pub memory_tokens: usize,
+    /// System prompt style: full or compact. Default: what the model's card
+    /// (`<model>.arbor.json`, written by the fine-tuning script) says, else full.
+    #[arg(long)]
+    pub prompt_style: Option<arbor_behaviors::planner::prompt::PromptStyle>,
+    /// A dataset's train.jsonl: the plans of the most similar goals in it (MiniLM embeddings)
+    /// are shown to the model as worked examples (retrieval instead of fine-tuning).
+    #[arg(long)]
+    pub examples: Option<PathBuf>,
+    /// How many retrieved examples.
+    #[arg(long, default_value_t = 2)]
+    pub num_examples: usize,
+}
+
+#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "only the LLM planner uses examples"))]
+/// Goals and plans of a dataset, with the goals' embeddings (loaded once per process).
+struct ExampleBank {
+    goals: Vec<String>,
+    plans: Vec<String>,
+    vectors: Vec<Vec<f32>>,
+    model: arbor_memory::MiniLm,
+}
+
+type Banks = std::sync::Mutex<std::collections::BTreeMap<PathBuf, ExampleBank>>;
+#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "only the LLM planner uses examples"))]
+static BANKS: std::sync::OnceLock<Banks> = std::sync::OnceLock::new();
+
+#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "only the LLM planner uses examples"))]
+/// The `n` (goal, plan) pairs of the dataset at `path` whose goals are closest in meaning to
+/// `goal` (cosine of MiniLM embeddings), best first; lines with the very same goal are skipped.
+pub fn retrieve_examples(path: &std::path::Path, goal: &str, n: usize) -> Result<Vec<(String, String)>> {
+    use anyhow::Context;
+    use arbor_memory::Embedder;
+    let banks = BANKS.get_or_init(Default::default);
+    let mut banks = banks.lock().map_err(|_| anyhow::anyhow!("example bank lock poisoned"))?;
+    if !banks.contains_key(path) {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let (mut goals, mut plans) = (Vec::new(), Vec::new());
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let v: serde_json::Value =
+                serde_json::from_str(line).with_context(|| format!("{}:{}: not a JSON line", path.display(), i + 1))?;
+            let msgs =
+                v["messages"].as_array().with_context(|| format!("{}:{}: no messages", path.display(), i + 1))?;
+            let content = |role: &str| {
+                msgs.iter().find(|m| m["role"] == role).and_then(|m| m["content"].as_str()).map(str::to_string)
+            };
+            let (Some(user), Some(plan)) = (content("user"), content("assistant")) else {
+                anyhow::bail!("{}:{}: needs a user and an assistant message", path.display(), i + 1);
+            };
+            let g = user.lines().find_map(|l| l.strip_prefix("Goal: ")).unwrap_or(&user).to_string();
+            goals.push(g);
+            plans.push(plan);
+        }
+        let mut model = arbor_memory::MiniLm::from_models_dir(2)?;
+        let refs: Vec<&str> = goals.iter().map(String::as_str).collect();
+        let vectors = model.embed(&refs)?;
+        banks.insert(path.to_path_buf(), ExampleBank { goals, plans, vectors, model });
+    }
+    let bank = banks.get_mut(path).context("example bank")?;
+    let q = bank.model.embed(&[goal])?.pop().unwrap_or_default();
+    let mut scored: Vec<(f32, usize)> = bank
+        .vectors
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bank.goals[*i] != goal)
+        .map(|(i, v)| (v.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>(), i))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (_, i) in scored {
+        if out.len() == n {
+            break;
+        }
+        // One example per distinct goal text.
+        if out.iter().all(|(g, _)| *g != bank.goals[i]) {
+            out.push((bank.goals[i].clone(), bank.plans[i].clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// The prompt style a model was trained for: `prompt_style` in `<model>.arbor.json` beside the
+/// GGUF file (e.g. `planner.Q8_0.arbor.json`), else the full prompt.
+#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "only the LLM planner reads model cards"))]
+pub fn model_prompt_style(model: &std::path::Path) -> Result<arbor_behaviors::planner::prompt::PromptStyle> {
+    use anyhow::Context;
+    let card = model.with_extension("arbor.json");
+    if !card.is_file() {
+        return Ok(Default::default());
+    }
+    let text = std::fs::read_to_string(&card).with_context(|| format!("reading {}", card.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", card.display()))?;
+    match v.get("prompt_style") {
+        None => Ok(Default::default()),
+        Some(s) => serde_json::from_value(s.clone())
+            .with_context(|| format!("{}: prompt_style must be \"full\" or \"compact\"", card.display())),
+    }
 }
 
 /// Lines memory retrieves for `goal`, fitted into `budget` tokens (time order).
@@ -55,9 +151,16 @@ pub fn plan(goal: &str, scenario: &Scenario, seed: u64, args: &PlanArgs) -> Resu
     let mut planner = Planner::new(generator, arbor_sim::registry());
     planner.max_attempts = args.attempts.max(1);
     planner.prompt_budget_chars = arbor_sim::runner::PLAN_PROMPT_BUDGET;
+    planner.prompt_style = match args.prompt_style {
+        Some(s) => s,
+        None => model_prompt_style(&path)?,
+    };
     let mut context = arbor_sim::planning::context(scenario);
     if let Some(db) = &args.memory {
         context.remembered = remembered(db, goal, args.memory_tokens)?;
+    }
+    if let Some(ex) = &args.examples {
+        context.examples = retrieve_examples(ex, goal, args.num_examples)?;
     }
     let request = PlanRequest {
         goal: goal.to_string(),

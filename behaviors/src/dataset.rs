@@ -83,11 +83,20 @@ pub struct BuildOptions {
     pub redact_names: bool,
     /// At most this many preference pairs per prompt.
     pub max_pairs_per_prompt: usize,
+    /// Replace every system message by the compact planner prompt (for fine-tuning a model
+    /// that then plans with `PromptStyle::Compact`).
+    pub compact_system: bool,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        Self { outcome: OutcomeFilter::Success, val_percent: 10, redact_names: false, max_pairs_per_prompt: 4 }
+        Self {
+            outcome: OutcomeFilter::Success,
+            val_percent: 10,
+            redact_names: false,
+            max_pairs_per_prompt: 4,
+            compact_system: false,
+        }
     }
 }
 
@@ -183,6 +192,15 @@ fn prompt_key(messages: &[Message]) -> String {
 pub fn build(mut runs: Vec<RunLine>, opts: &BuildOptions) -> Built {
     runs.sort_by(|a, b| a.run.cmp(&b.run));
     let mut stats = BuildStats { runs_read: runs.len(), ..BuildStats::default() };
+    if opts.compact_system {
+        for r in &mut runs {
+            for m in &mut r.line.messages {
+                if m.role == "system" {
+                    m.content = crate::planner::prompt::COMPACT_SYSTEM.to_string();
+                }
+            }
+        }
+    }
     if opts.redact_names {
         for r in &mut runs {
             let names = r.names.clone();

@@ -14,6 +14,7 @@ pub fn context(s: &Scenario) -> PlanContext {
         in_view: Vec::new(),
         recent_events: Vec::new(),
         remembered: Vec::new(),
+        examples: Vec::new(),
     }
 }
 

@@ -93,7 +93,7 @@ impl LlamaGenerator {
             path: path.to_path_buf(),
             id: format!("{name}#{}", meta.len()),
             threads: threads.clamp(1, 64) as i32,
-            n_ctx: 2048,
+            n_ctx: 4096,
             lock: Mutex::new(()),
         })
     }

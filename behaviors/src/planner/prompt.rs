@@ -18,6 +18,47 @@ pub struct PlanContext {
     /// already fitted to a token budget by the memory's context builder.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remembered: Vec<String>,
+    /// Worked examples (goal, plan) shown before the goal, e.g. retrieved from a dataset by goal
+    /// similarity; they have their own budget ([`EXAMPLES_BUDGET_CHARS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<(String, String)>,
+}
+
+/// Characters of worked examples a prompt may carry (about 800 tokens).
+pub const EXAMPLES_BUDGET_CHARS: usize = 3200;
+
+/// Which system message the planner sends. `Full` documents the format and every skill (what a
+/// general instruction model needs); `Compact` is one sentence, for models fine-tuned on arbor's
+/// own dataset (they learned the format and skills; a short prompt trains and plans faster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptStyle {
+    #[default]
+    Full,
+    Compact,
+}
+
+impl std::str::FromStr for PromptStyle {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "full" => Ok(PromptStyle::Full),
+            "compact" => Ok(PromptStyle::Compact),
+            other => Err(format!("unknown prompt style '{other}' (full or compact)")),
+        }
+    }
+}
+
+/// The system message of [`PromptStyle::Compact`].
+pub const COMPACT_SYSTEM: &str =
+    "You plan for a mobile robot. Answer with one behavior tree in arbor's plan format, or refuse(\"reason\").";
+
+/// The system message for a style.
+pub fn system_for(style: PromptStyle, registry: &SkillRegistry) -> String {
+    match style {
+        PromptStyle::Full => system_prompt(registry),
+        PromptStyle::Compact => COMPACT_SYSTEM.to_string(),
+    }
 }
 
 /// The two messages of a chat prompt.
@@ -90,7 +131,17 @@ pub fn user_prompt(goal: &str, cx: &PlanContext, budget_chars: usize) -> String 
     let places = list(&cx.places, &mut budget);
     let people = list(&cx.people, &mut budget);
     let objects = list(&cx.objects, &mut budget);
-    let mut s = format!("Goal: {goal}\nPlaces: {places}\nPeople: {people}\nObjects: {objects}\n");
+    let mut s = String::new();
+    let mut ex_budget = EXAMPLES_BUDGET_CHARS;
+    for (g, p) in &cx.examples {
+        let cost = g.len() + p.len() + 20;
+        if cost > ex_budget {
+            continue;
+        }
+        ex_budget -= cost;
+        s.push_str(&format!("Example:\nGoal: {g}\nPlan: {p}\n\n"));
+    }
+    s.push_str(&format!("Goal: {goal}\nPlaces: {places}\nPeople: {people}\nObjects: {objects}\n"));
     if !cx.in_view.is_empty() {
         s.push_str(&format!("In view: {}\n", list(&cx.in_view, &mut budget)));
     }
@@ -126,7 +177,18 @@ pub fn user_prompt(goal: &str, cx: &PlanContext, budget_chars: usize) -> String 
 
 /// The whole prompt for a goal.
 pub fn build(registry: &SkillRegistry, goal: &str, cx: &PlanContext, budget_chars: usize) -> ChatPrompt {
-    ChatPrompt { system: system_prompt(registry), user: user_prompt(goal, cx, budget_chars) }
+    build_styled(PromptStyle::Full, registry, goal, cx, budget_chars)
+}
+
+/// The whole prompt for a goal, in a given style.
+pub fn build_styled(
+    style: PromptStyle,
+    registry: &SkillRegistry,
+    goal: &str,
+    cx: &PlanContext,
+    budget_chars: usize,
+) -> ChatPrompt {
+    ChatPrompt { system: system_for(style, registry), user: user_prompt(goal, cx, budget_chars) }
 }
 
 /// The repair prompt after a plan failed its checks.

@@ -165,6 +165,8 @@ pub struct Planner<G: Generator> {
     library: NodeLibrary,
     pub max_attempts: u32,
     pub prompt_budget_chars: usize,
+    /// The system message style (fine-tuned models were trained with `Compact`).
+    pub prompt_style: prompt::PromptStyle,
     pub grammar_options: GrammarOptions,
     cache: Mutex<HashMap<String, Slot>>,
 }
@@ -187,6 +189,7 @@ impl<G: Generator> Planner<G> {
             library,
             max_attempts: 3,
             prompt_budget_chars: 1600,
+            prompt_style: prompt::PromptStyle::Full,
             grammar_options: GrammarOptions::default(),
             cache: Mutex::new(HashMap::new()),
         }
@@ -216,7 +219,8 @@ impl<G: Generator> Planner<G> {
         req: &PlanRequest,
         semantic_check: &(dyn Fn(&Tree) -> Result<(), String> + Sync),
     ) -> Result<PlanOutcome, PlanError> {
-        let prompt = prompt::build(&self.registry, &req.goal, &req.context, self.prompt_budget_chars);
+        let prompt =
+            prompt::build_styled(self.prompt_style, &self.registry, &req.goal, &req.context, self.prompt_budget_chars);
         let grammar = self.grammar(&req.context);
         let key =
             sha256_hex(&serde_json::json!([self.generator.model_id(), prompt, grammar, req.sampling]).to_string());

@@ -426,6 +426,10 @@ impl EpisodicStore {
         self.query(&format!("SELECT {COLUMNS} FROM events WHERE entity = ?1 ORDER BY t_us, id"), &[&entity])
     }
 
+    pub fn by_place(&self, place: &str) -> Result<Vec<Event>, MemoryError> {
+        self.query(&format!("SELECT {COLUMNS} FROM events WHERE place = ?1 ORDER BY t_us, id"), &[&place])
+    }
+
     pub fn by_kind(&self, kind: EventKind) -> Result<Vec<Event>, MemoryError> {
         self.query(&format!("SELECT {COLUMNS} FROM events WHERE kind = ?1 ORDER BY t_us, id"), &[&kind.as_str()])
     }
@@ -482,6 +486,8 @@ mod tests {
         assert_eq!(last.kind, EventKind::PhotoTaken);
         assert!(s.last_about("nobody").unwrap().is_none());
         assert_eq!(s.all().unwrap()[1].place.as_deref(), Some("kitchen"));
+        assert_eq!(s.by_place("kitchen").unwrap().len(), 1);
+        assert_eq!(s.search_text("ALICE view", 10).unwrap().len(), 2, "FTS5, case-insensitive, words OR-ed");
     }
 
     #[test]

@@ -488,6 +488,12 @@ impl Memory {
     /// Hybrid retrieval: candidates from the vector index, the latest events and the events
     /// about entities the query names; scored by relevance, recency and importance.
     pub fn retrieve(&mut self, q: &Query) -> Result<Vec<Retrieved>, MemoryError> {
+        if q.text.trim().is_empty() {
+            return Err(MemoryError::Invalid {
+                path: self.episodic.path().to_path_buf(),
+                message: "the query is empty: ask a question or give words to search for".into(),
+            });
+        }
         let mut qv = self.embedder()?.embed(&[q.text.as_str()])?.pop().unwrap_or_default();
         normalize(&mut qv);
         self.retrieve_by_vector(q, &qv)

@@ -91,6 +91,9 @@ fn bad_memory_databases_are_clear_errors() {
     let after = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["events"].as_u64().unwrap();
     assert_eq!(before, after);
     // Bad arguments.
+    let o = arbor(&["memory", "query", db.to_str().unwrap(), "  "]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("the query is empty"), "{}", stderr(&o));
     let o = arbor(&["memory", "retain", db.to_str().unwrap(), "--max-age-s", "NaN"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--max-age-s"), "{}", stderr(&o));

@@ -145,34 +145,26 @@ pub fn user_prompt(goal: &str, cx: &PlanContext, budget_chars: usize) -> String 
     if !cx.in_view.is_empty() {
         s.push_str(&format!("In view: {}\n", list(&cx.in_view, &mut budget)));
     }
-    let mut events = Vec::new();
-    for e in &cx.recent_events {
-        if e.len() + 3 > budget {
-            break;
-        }
-        budget -= e.len() + 3;
-        events.push(format!("- {e}"));
-    }
-    if !events.is_empty() {
-        s.push_str("Recent events:\n");
-        s.push_str(&events.join("\n"));
-        s.push('\n');
-    }
-    let mut remembered = Vec::new();
-    for e in &cx.remembered {
-        if e.len() + 3 > budget {
-            break;
-        }
-        budget -= e.len() + 3;
-        remembered.push(format!("- {e}"));
-    }
-    if !remembered.is_empty() {
-        s.push_str("Remembered:\n");
-        s.push_str(&remembered.join("\n"));
-        s.push('\n');
+    for (title, lines) in [("Recent events", &cx.recent_events), ("Remembered", &cx.remembered)] {
+        bulleted(&mut s, title, lines, &mut budget);
     }
     s.push_str("Plan:");
     s
+}
+
+/// Appends "title:" and one "- line" per line while the budget lasts (nothing when none fits).
+fn bulleted(s: &mut String, title: &str, lines: &[String], budget: &mut usize) {
+    let mut out = Vec::new();
+    for e in lines {
+        if e.len() + 3 > *budget {
+            break;
+        }
+        *budget -= e.len() + 3;
+        out.push(format!("- {e}"));
+    }
+    if !out.is_empty() {
+        s.push_str(&format!("{title}:\n{}\n", out.join("\n")));
+    }
 }
 
 /// The whole prompt for a goal.
@@ -199,5 +191,32 @@ pub fn repair(prompt: &ChatPrompt, previous: &str, error: &str) -> ChatPrompt {
             "{}\n(Your previous plan `{previous}` was rejected: {error}. Write a corrected plan.)\nPlan:",
             prompt.user.trim_end_matches("Plan:").trim_end()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_prompt_has_examples_events_and_memory_within_budget() {
+        let cx = PlanContext {
+            places: vec!["kitchen".into()],
+            people: vec!["bob".into()],
+            recent_events: vec!["bob came into view".into()],
+            remembered: vec!["[t=3.0s] bob was seen in the kitchen".into(), "x".repeat(500)],
+            examples: vec![("photograph ann".into(), "capture_photo(entity=ann)".into())],
+            ..Default::default()
+        };
+        let p = user_prompt("photograph bob", &cx, 400);
+        let at = |needle: &str| p.find(needle).unwrap_or_else(|| panic!("{needle:?} missing in {p}"));
+        assert!(at("Example:\nGoal: photograph ann\nPlan: capture_photo(entity=ann)") < at("Goal: photograph bob"));
+        assert!(at("Recent events:\n- bob came into view\n") < at("Remembered:\n- [t=3.0s] bob was seen"));
+        assert!(!p.contains(&"x".repeat(500)), "over budget: left out");
+        assert!(p.ends_with("Plan:"));
+        let compact = build_styled(PromptStyle::Compact, &SkillRegistry::default(), "g", &cx, 400);
+        assert_eq!(compact.system, COMPACT_SYSTEM);
+        assert_eq!("compact".parse::<PromptStyle>(), Ok(PromptStyle::Compact));
+        assert!("short".parse::<PromptStyle>().unwrap_err().contains("full or compact"));
     }
 }

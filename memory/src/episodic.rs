@@ -95,6 +95,12 @@ impl FromStr for EventKind {
     }
 }
 
+/// The lowercase words of a text (letters, digits and `_`, so entity ids like `person_1` stay
+/// whole): how memory decides that a text names an entity.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric() && c != '_').filter(|w| !w.is_empty()).map(str::to_lowercase)
+}
+
 /// One thing that happened, when, where and to whom.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -376,8 +382,7 @@ impl EpisodicStore {
     pub fn delete_about(&mut self, entity: &str) -> Result<Vec<i64>, MemoryError> {
         let needle = entity.to_lowercase();
         let mentions = |ev: &Event| {
-            ev.entity.as_ref().is_some_and(|e| e.as_str() == entity)
-                || ev.text.to_lowercase().split(|c: char| !c.is_alphanumeric()).any(|w| w == needle)
+            ev.entity.as_ref().is_some_and(|e| e.as_str() == entity) || words(&ev.text).any(|w| w == needle)
         };
         self.pending.retain(|ev| !mentions(ev));
         let candidates = self.search_text(entity, usize::MAX >> 1)?;

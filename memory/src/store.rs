@@ -7,7 +7,7 @@
 //! loop (and `arbor memory` runs before answering).
 
 use crate::embed::{Embedder, normalize};
-use crate::episodic::{EpisodicStore, Event, EventKind, MemoryError, Stored};
+use crate::episodic::{EpisodicStore, Event, EventKind, MemoryError, Stored, words};
 use crate::index::{VectorIndex, dot_f32, quantize};
 use crate::semantic::{self, ConsolidateReport, Fact, Profile};
 use arbor_perception::SimTime;
@@ -206,10 +206,6 @@ pub fn embed_text(ev: &Event) -> String {
         Some(p) if !ev.text.contains(p.as_str()) => format!("{} in the {p}", ev.text),
         _ => ev.text.clone(),
     }
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric() && c != '_').filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
 impl Memory {
@@ -481,7 +477,7 @@ impl Memory {
 
     /// Entities memory knows that `text` names (whole-word, case-insensitive).
     pub fn named_entities(&self, text: &str) -> Result<Vec<String>, MemoryError> {
-        let ws: BTreeSet<String> = words(text).into_iter().collect();
+        let ws: BTreeSet<String> = words(text).collect();
         Ok(self.profiles()?.into_iter().map(|p| p.entity).filter(|e| ws.contains(&e.to_lowercase())).collect())
     }
 
@@ -561,7 +557,7 @@ impl Memory {
 
     /// Answers a where / who / when question from retrieved items.
     pub fn answer(&mut self, question: &str, now: SimTime) -> Result<Answer, MemoryError> {
-        let ws = words(question);
+        let ws: Vec<String> = words(question).collect();
         let kind = match ws.first().map(String::as_str) {
             Some("where") => QuestionKind::Where,
             Some("who" | "whom") => QuestionKind::Who,

@@ -247,12 +247,7 @@ impl WorkingMemory {
                 }
             }
             EventKind::Said => {
-                let words: Vec<String> = event
-                    .text
-                    .split(|c: char| !c.is_alphanumeric() && c != '_')
-                    .filter(|w| !w.is_empty())
-                    .map(str::to_lowercase)
-                    .collect();
+                let words: Vec<String> = crate::episodic::words(&event.text).collect();
                 for e in self.entities.values_mut() {
                     if event.entity.as_ref() == Some(&e.id) || words.iter().any(|w| *w == e.id.as_str().to_lowercase())
                     {

@@ -291,6 +291,7 @@ mod tests {
             bearing: 0.0,
             confidence: 0.9,
             attention: Some(att),
+            sigma: None,
         }
     }
 

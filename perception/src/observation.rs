@@ -22,6 +22,9 @@ pub struct Observation {
     /// For people: how likely they are attending to the robot, in [0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<f32>,
+    /// 1-sigma uncertainty of `position`, metres (camera geometry); None for ground truth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma: Option<f32>,
 }
 
 /// Anything that turns the world (or pixels) into observations, one frame at a time.

@@ -704,6 +704,7 @@ impl PerceptionSource for World {
                 bearing: pose.relative_bearing(noisy),
                 confidence: (0.95 - 0.03 * range).clamp(0.3, 0.99) as f32,
                 attention,
+                sigma: None,
             });
         }
         out

@@ -113,6 +113,7 @@ fn look_at_and_scan_turn_the_robot() {
             bearing: 0.0,
             confidence: 1.0,
             attention: None,
+            sigma: None,
         }],
     );
     let (s, _) = run_skill(&mut w, &mut mem, 1, "look_at", &params(&[("entity", text("box"))]), 50);

@@ -140,6 +140,7 @@ fn run_tree(
         out_dir: out.clone(),
         plan,
         live: arbor_sim::runner::LiveOptions::default(),
+        perception: Default::default(),
     };
     let started = Instant::now();
     let (summary, latencies) = arbor_sim::runner::run_timed(&cfg)?;

@@ -139,6 +139,7 @@ pub fn eval_cmd(suite_path: &Path, models: &[String], output: &Path, args: &Plan
                     out_dir: out,
                     plan: plan.as_ref().map(|p| p.0.clone()),
                     live: LiveOptions::default(),
+                    perception: Default::default(),
                 };
                 let summary = arbor_sim::run(&cfg)?;
                 r.runs += 1;

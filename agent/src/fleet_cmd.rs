@@ -93,6 +93,7 @@ pub fn agent_cmd(a: &AgentArgs<'_>) -> Result<ExitCode> {
             out_dir: out.clone(),
             plan,
             live: LiveOptions::default(),
+            perception: Default::default(),
         };
         let started = Instant::now();
         let (summary, latencies) = arbor_sim::runner::run_timed(&run_cfg)?;

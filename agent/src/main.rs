@@ -18,6 +18,7 @@ mod fleet;
 mod fleet_cmd;
 mod memory_cmd;
 mod metrics_server;
+mod perceive_cmd;
 mod plan;
 mod replay_cmd;
 mod report;
@@ -63,6 +64,8 @@ enum Command {
         plan: plan::PlanArgs,
         #[command(flatten)]
         live: LiveArgs,
+        #[command(flatten)]
+        perception: perceive_cmd::PerceptionArgs,
         /// Fleet settings (robot id, broker, outbox): the finished run is queued as an episode
         /// and sent to the broker (or kept for next time).
         #[arg(long)]
@@ -202,6 +205,9 @@ enum Command {
         #[arg(short = 'o', long = "output", default_value = "report.html")]
         output: PathBuf,
     },
+    /// Detect faces (or a configured model's classes) in image files: boxes, scores, landmarks.
+    /// Exit 1 when some image could not be read (the others are still processed).
+    Perceive(perceive_cmd::PerceiveArgs),
     /// Write a run's recording as a BehaviorTree.CPP FileLogger2 log (.btlog) for Groot2.
     Btlog {
         /// Run directory (its run.mcap) or an .mcap file.
@@ -272,8 +278,8 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Sim { scenario, tree, goal, seed, out, json, plan, live, fleet, publish_timeout } => {
-            let code = sim(scenario, tree, goal, seed, out.clone(), json, &plan, &live)?;
+        Command::Sim { scenario, tree, goal, seed, out, json, plan, live, perception, fleet, publish_timeout } => {
+            let code = sim(scenario, tree, goal, seed, out.clone(), json, &plan, &live, &perception)?;
             if let Some(f) = fleet {
                 fleet_cmd::publish_run(&f, &out, publish_timeout)?;
             }
@@ -316,6 +322,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Report { runs, output } => report::report(&runs, &output),
         Command::Dataset { command } => dataset_cmd::run(command),
         Command::Memory { command } => memory_cmd::run(command),
+        Command::Perceive(args) => perceive_cmd::perceive(&args),
         Command::Btlog { run, output } => replay_cmd::btlog(&run, &output),
         Command::Skills => {
             for s in arbor_sim::registry().iter() {
@@ -374,7 +381,9 @@ fn sim(
     json: bool,
     plan_args: &plan::PlanArgs,
     live: &LiveArgs,
+    perception: &perceive_cmd::PerceptionArgs,
 ) -> Result<ExitCode> {
+    let perception_mode = perception.mode()?;
     if let Some(f) = live.realtime
         && !(f > 0.0 && f.is_finite())
     {
@@ -443,6 +452,7 @@ fn sim(
         out_dir: out.clone(),
         plan,
         live: live_opts,
+        perception: perception_mode,
     };
     // Wall-clock time is measured here, outside the deterministic run, and kept in its own file.
     let started = Instant::now();
@@ -475,6 +485,22 @@ fn sim(
         let photos: Vec<String> =
             summary.photos.iter().map(|p| p.subject.clone().unwrap_or_else(|| "scene".into())).collect();
         println!("photos    {}", if photos.is_empty() { "none".into() } else { photos.join(", ") });
+        if let Some(p) = &summary.perception {
+            let t = &p.tracking;
+            println!(
+                "camera    {} frames ({} dropped), {}; MOTA {:.3}, IDF1 {:.3}, ID switches {}, detection precision {:.3} recall {:.3}; frame -> entities p50 {:.1} ms, p95 {:.1} ms",
+                p.frames,
+                p.dropped_frames,
+                p.detector,
+                t.mota,
+                t.idf1,
+                t.id_switches,
+                t.detection_precision,
+                t.detection_recall,
+                p.pipeline_ms_p50,
+                p.pipeline_ms_p95
+            );
+        }
         println!("run dir   {}", out.display());
     }
     if let Some(s) = server {

@@ -36,10 +36,15 @@ pub enum EventKind {
     Said,
     PhotoTaken,
     RunFinished,
+    /// A person started attending to the robot (camera perception's attention model).
+    AttentionStarted,
+    AttentionStopped,
+    /// A vision-language model described what the camera saw.
+    Described,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::GoalSet,
         EventKind::EntityAppeared,
         EventKind::EntityLeft,
@@ -49,6 +54,9 @@ impl EventKind {
         EventKind::Said,
         EventKind::PhotoTaken,
         EventKind::RunFinished,
+        EventKind::AttentionStarted,
+        EventKind::AttentionStopped,
+        EventKind::Described,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +70,9 @@ impl EventKind {
             EventKind::Said => "said",
             EventKind::PhotoTaken => "photo_taken",
             EventKind::RunFinished => "run_finished",
+            EventKind::AttentionStarted => "attention_started",
+            EventKind::AttentionStopped => "attention_stopped",
+            EventKind::Described => "described",
         }
     }
 }
@@ -76,6 +87,8 @@ impl EventKind {
             EventKind::Said => 0.6,
             EventKind::EntityAppeared | EventKind::Arrived => 0.5,
             EventKind::EntityLeft => 0.4,
+            EventKind::AttentionStarted | EventKind::Described => 0.6,
+            EventKind::AttentionStopped => 0.4,
             EventKind::SkillFinished => 0.3,
             EventKind::SkillStarted => 0.2,
         }

@@ -14,6 +14,7 @@
 //! - [`camera`]: pinhole camera model, detections to world positions with uncertainty.
 //! - [`attention`]: attention score with hysteresis from face landmarks, distance, dwell.
 //! - [`appearance`]: appearance re-identification of enrolled people.
+//! - [`mot`]: tracking metrics (MOTA, IDF1, ID switches, detection precision/recall).
 //! - [`pipeline`]: frame -> detections -> tracks -> entities (observations).
 //! - [`describe`]: vision-language descriptions, asynchronous and rate-limited.
 
@@ -26,6 +27,7 @@ pub mod detect;
 pub mod entity;
 pub mod frame;
 pub mod geometry;
+pub mod mot;
 pub mod observation;
 pub mod onnx;
 pub mod pipeline;

@@ -115,6 +115,8 @@ pub struct Pipeline {
     info: BTreeMap<u64, TrackInfo>,
     frames: u64,
     dropped: u64,
+    /// The camera's heading at the previous frame, for motion compensation.
+    last_yaw: Option<f64>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -142,6 +144,7 @@ impl Pipeline {
             info: BTreeMap::new(),
             frames: 0,
             dropped: 0,
+            last_yaw: None,
         }
     }
 
@@ -178,6 +181,23 @@ impl Pipeline {
         }
     }
 
+    /// Camera motion compensation: when the robot turned since the last frame, every track's
+    /// predicted box moves by the rotation (a turn of 9 degrees per frame shifts a face by ~50
+    /// pixels, more than its width: without this, association by IoU fails while turning).
+    fn compensate(&mut self, robot: Pose2) {
+        let yaw = self.camera.pose(robot).yaw;
+        if let Some(prev) = self.last_yaw.replace(yaw) {
+            let d = crate::geometry::normalize_angle(yaw - prev);
+            if d.abs() > 1e-6 {
+                let (fx, cx) = (self.camera.fx, self.camera.cx);
+                self.tracker.warp(|u, v| {
+                    let b = ((cx - u) / fx).atan() - d;
+                    if b.abs() < 1.5 { (cx - fx * b.tan(), v) } else { (u, v) }
+                });
+            }
+        }
+    }
+
     /// Processes one frame taken with the robot at `robot`. A detector failure drops the
     /// frame (returned as the error, counted) and the tracks coast.
     pub fn process(&mut self, frame: &Frame, robot: Pose2) -> Result<FrameOutput, DetectError> {
@@ -186,6 +206,7 @@ impl Pipeline {
             Ok(d) => d,
             Err(e) => {
                 self.dropped += 1;
+                self.compensate(robot);
                 self.tracker.update(&[]);
                 return Err(e);
             }
@@ -195,6 +216,7 @@ impl Pipeline {
 
     /// The tracking half of [`Pipeline::process`], for detections made elsewhere.
     pub fn track(&mut self, frame: &Frame, robot: Pose2, detections: Vec<Detection>) -> FrameOutput {
+        self.compensate(robot);
         self.tracker.update(&detections);
         let now = frame.stamp;
         let alive: std::collections::BTreeSet<u64> = self.tracker.tracks().iter().map(|t| t.id).collect();
@@ -237,6 +259,11 @@ impl Pipeline {
                 .max_by_key(|(_, v)| **v)
                 .filter(|(_, v)| **v >= self.cfg.min_votes && f64::from(**v) >= 0.6 * f64::from(total))
                 .map(|(n, _)| n.clone());
+            // With people to recognise, a new track waits a few frames for its name rather
+            // than appearing as person_N and being renamed a moment later.
+            if !self.gallery.is_empty() && info.name.is_none() && t.hits < self.cfg.min_votes + 2 {
+                continue;
+            }
             let yaw = if t.matched { t.detection.landmarks.and_then(|lm| self.cfg.attention.yaw_from_landmarks(&lm)) } else { None };
             let (attention, attending) = if is_face {
                 info.attention.update(&self.cfg.attention, now, yaw, loc.range);

@@ -287,6 +287,19 @@ impl Tracker {
         self.frame
     }
 
+    /// Moves every track's box centre by `f(cx, cy) -> (cx', cy')`: camera motion
+    /// compensation (the robot turned between frames, so everything shifted in the image).
+    /// Call before [`Tracker::update`].
+    pub fn warp(&mut self, f: impl Fn(f64, f64) -> (f64, f64)) {
+        for t in &mut self.tracks {
+            let (x, y) = f(t.kalman.mean[0], t.kalman.mean[1]);
+            if x.is_finite() && y.is_finite() {
+                t.kalman.mean[0] = x;
+                t.kalman.mean[1] = y;
+            }
+        }
+    }
+
     /// Folds one frame's detections in.
     pub fn update(&mut self, detections: &[Detection]) {
         self.frame += 1;

@@ -5,9 +5,12 @@
 //! - [`nav`]: occupancy grid and A* path planning around walls;
 //! - [`world`]: the deterministic world state, its step function, the ground-truth camera
 //!   (a [`arbor_perception::PerceptionSource`]) and the skills (a [`arbor_behaviors::Robot`]);
+//! - [`render`]: the camera rendered in pixels (walls, floor, people with real face photos);
+//! - [`camera`]: `--perception camera`: rendered frames through the real perception pipeline;
 //! - [`runner`]: the loop perceive -> remember -> decide -> act -> record, writing a run
 //!   directory.
 
+pub mod camera;
 pub mod generate;
 pub mod nav;
 pub mod planning;
@@ -18,7 +21,7 @@ pub mod world;
 
 pub use runner::{RunConfig, RunError, RunSummary, run};
 pub use scenario::{Scenario, ScenarioError};
-pub use world::World;
+pub use world::{World, render};
 
 use arbor_behaviors::SkillRegistry;
 

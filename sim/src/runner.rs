@@ -48,6 +48,8 @@ pub enum RunError {
     Memory(#[from] MemoryError),
     #[error(transparent)]
     Recording(#[from] RecordingError),
+    #[error(transparent)]
+    Camera(#[from] crate::camera::CameraError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -80,6 +82,8 @@ pub struct RunConfig {
     pub plan: Option<PlanRecord>,
     /// Live options: metrics and pacing. They change nothing that is recorded.
     pub live: LiveOptions,
+    /// Ground truth (default) or the rendered camera through the real perception pipeline.
+    pub perception: crate::camera::PerceptionMode,
 }
 
 /// What a run does for people watching it live; none of it reaches the records.
@@ -160,6 +164,10 @@ pub struct RunSummary {
     pub criteria: Vec<CriterionResult>,
     pub photos: Vec<Photo>,
     pub events: u64,
+    /// Camera perception's figures (`--perception camera`): tracking quality against the
+    /// simulator's ground truth, frames dropped, per-frame latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perception: Option<crate::camera::PerceptionReport>,
 }
 
 /// Each engine record goes to `ticks.jsonl` and to the recording.
@@ -326,6 +334,12 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
     let mut events_out = JsonlSink::new(create(&events_path)?);
 
     let mut world = World::new(scenario, cfg.seed);
+    let mut camera = match &cfg.perception {
+        crate::camera::PerceptionMode::GroundTruth => None,
+        crate::camera::PerceptionMode::Camera(pc) => {
+            Some(crate::camera::CameraPerception::new(scenario, (**pc).clone())?)
+        }
+    };
     let mut memory = WorkingMemory::with_config(&scenario.memory);
     memory.set_goal(goal.clone());
 
@@ -364,7 +378,11 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
         world.step(dt);
         let now = world.now();
         // Perceive.
-        let observations = timer.time(Stage::Perceive, || world.observe(now));
+        let (observations, attention) = timer.time(Stage::Perceive, || match camera.as_mut() {
+            // A frame the detector failed on brings no observations (counted in the report).
+            Some(c) => crate::camera::split(&c.observe(&world, now).0),
+            None => (world.observe(now), Vec::new()),
+        });
         let obs_msg = timer.time(Stage::Record, || {
             obs_out.write_line(&serde_json::json!({ "t_us": now.micros(), "observations": observations }));
             let obs_msg = ObservationsMsg { tick, t_us: now.micros(), observations };
@@ -399,6 +417,25 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
                 write_time += d;
                 n_events += 1;
             }
+        }
+        for (id, started) in attention {
+            let (kind, verb) = if started {
+                (EventKind::AttentionStarted, "started attending to the robot")
+            } else {
+                (EventKind::AttentionStopped, "stopped attending to the robot")
+            };
+            let mut ev = Event::new(now, kind, format!("{id} {verb}")).with_entity(id.clone());
+            if let Some(e) = memory.entity(id.as_str()) {
+                ev = ev.with_pose(e.position);
+                if let Some(room) = world.room_at(e.position) {
+                    ev = ev.with_place(room);
+                }
+            }
+            let (res, d) =
+                remember(ev, (tick, Phase::Perceive), &mut memory, &mut episodic, &mut events_out, &mut sink.rec.out.mcap);
+            res?;
+            write_time += d;
+            n_events += 1;
         }
         timer.time(Stage::Record, || {
             let entities = EntitiesMsg { tick, t_us: now.micros(), entities: memory.entities().cloned().collect() };
@@ -489,6 +526,7 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
         criteria,
         photos: world.photos().to_vec(),
         events: n_events,
+        perception: camera.as_ref().map(crate::camera::CameraPerception::report),
     };
     let Tee { jsonl, mut mcap } = sink.rec.out;
     mcap.put(Topic::Outcome, now.micros(), &summary);

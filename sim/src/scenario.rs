@@ -129,6 +129,25 @@ pub struct CameraSpec {
     pub fov_deg: f64,
     #[serde(default = "default_range")]
     pub range: f64,
+    /// Rendered image size (`--perception camera`), pixels.
+    #[serde(default = "default_width")]
+    pub width: u32,
+    #[serde(default = "default_height")]
+    pub height: u32,
+    /// Height of the camera above the floor, metres.
+    #[serde(default = "default_mount")]
+    pub mount_height: f64,
+}
+
+fn default_width() -> u32 {
+    640
+}
+fn default_height() -> u32 {
+    480
+}
+fn default_mount() -> f64 {
+    // A social robot's head camera: faces of standing adults stay in view down to ~0.5 m.
+    1.45
 }
 
 fn default_fov() -> f64 {
@@ -140,7 +159,13 @@ fn default_range() -> f64 {
 
 impl Default for CameraSpec {
     fn default() -> Self {
-        Self { fov_deg: default_fov(), range: default_range() }
+        Self {
+            fov_deg: default_fov(),
+            range: default_range(),
+            width: default_width(),
+            height: default_height(),
+            mount_height: default_mount(),
+        }
     }
 }
 
@@ -188,6 +213,33 @@ pub struct PersonSpec {
     pub attention_range: f64,
     #[serde(default)]
     pub motion: Motion,
+    /// How the rendered camera draws this person (default: a face and clothes by index).
+    #[serde(default)]
+    pub appearance: Option<AppearanceSpec>,
+}
+
+/// A person's look in the rendered camera: a face photograph and clothing colour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppearanceSpec {
+    /// `astronaut`, `camera` (scikit-image photographs) or `lfw:N` (N in 0..100, the faces of
+    /// scikit-image's lfw_subset).
+    pub face: String,
+    /// Shirt colour, RGB.
+    pub shirt: [u8; 3],
+    /// Standing height, metres.
+    #[serde(default = "default_person_height")]
+    pub height_m: f64,
+}
+
+fn default_person_height() -> f64 {
+    1.72
+}
+
+/// Faces the renderer can draw.
+pub fn valid_face(face: &str) -> bool {
+    matches!(face, "astronaut" | "camera")
+        || face.strip_prefix("lfw:").and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n < 100)
 }
 
 fn default_attention_range() -> f64 {
@@ -361,6 +413,9 @@ impl Scenario {
             ("robot.max_turn_rate_deg", r.max_turn_rate_deg, 1.0, 1080.0),
             ("robot.camera.fov_deg", r.camera.fov_deg, 1.0, 360.0),
             ("robot.camera.range", r.camera.range, 0.1, 100.0),
+            ("robot.camera.mount_height", r.camera.mount_height, 0.05, 3.0),
+            ("robot.camera.width", f64::from(r.camera.width), 32.0, 4096.0),
+            ("robot.camera.height", f64::from(r.camera.height), 32.0, 4096.0),
             ("perception.position_noise", self.perception.position_noise, 0.0, 5.0),
             ("perception.miss_rate", self.perception.miss_rate, 0.0, 1.0),
             ("perception.attention_noise", self.perception.attention_noise, 0.0, 1.0),
@@ -380,6 +435,14 @@ impl Scenario {
             }
             if !inside([p.pose[0], p.pose[1]]) || !p.pose[2].is_finite() {
                 return bad(f("pose"), "must be [x, y, heading_deg] inside the map".into());
+            }
+            if let Some(a) = &p.appearance {
+                if !valid_face(&a.face) {
+                    return bad(f("appearance.face"), format!("'{}': use astronaut, camera or lfw:0..lfw:99", a.face));
+                }
+                if !(a.height_m.is_finite() && (1.0..=2.3).contains(&a.height_m)) {
+                    return bad(f("appearance.height_m"), format!("must be in [1.0, 2.3] metres, got {}", a.height_m));
+                }
             }
             if !(p.attention_range.is_finite() && p.attention_range > 0.0) {
                 return bad(f("attention_range"), "must be positive".into());

@@ -80,6 +80,7 @@ struct PersonState {
     attends_robot: bool,
     attention_range: f64,
     motion: Motion,
+    appearance: Option<crate::scenario::AppearanceSpec>,
     home: Point2,
     waypoint: usize,
     wander_target: Option<Point2>,
@@ -147,6 +148,8 @@ pub struct CriterionResult {
 pub struct World {
     now: SimTime,
     grid: Grid,
+    map_size: [f64; 2],
+    camera: crate::scenario::CameraSpec,
     places: Vec<(String, Point2)>,
     rooms: Vec<crate::scenario::RoomSpec>,
     robot: RobotState,
@@ -183,6 +186,7 @@ impl World {
                 attends_robot: p.attends_robot,
                 attention_range: p.attention_range,
                 motion: p.motion.clone(),
+                appearance: p.appearance.clone(),
                 home: Point2::new(p.pose[0], p.pose[1]),
                 waypoint: 0,
                 wander_target: None,
@@ -197,6 +201,8 @@ impl World {
         Self {
             now: SimTime::ZERO,
             grid,
+            map_size: s.map.size,
+            camera: s.robot.camera.clone(),
             places: s.places(),
             rooms: s.map.rooms.clone(),
             robot: RobotState {
@@ -223,6 +229,17 @@ impl World {
 
     pub fn now(&self) -> SimTime {
         self.now
+    }
+
+    /// Puts the robot somewhere (tests, camera calibration); cancels its motion.
+    pub fn set_robot_pose(&mut self, pose: Pose2) {
+        self.robot.pose = pose;
+        self.robot.motion = None;
+    }
+
+    /// Turns a person's head to `yaw` (radians, world frame) (tests, camera calibration).
+    pub fn set_head(&mut self, name: &str, yaw: f64) -> bool {
+        self.people.iter_mut().find(|p| p.name == name).map(|p| p.head = yaw).is_some()
     }
 
     pub fn robot_pose(&self) -> Pose2 {
@@ -778,6 +795,9 @@ impl Robot for World {
         }
     }
 }
+
+#[path = "render.rs"]
+pub mod render;
 
 #[cfg(test)]
 #[path = "world_tests.rs"]

@@ -78,6 +78,7 @@ fn memory_answers_questions_about_simulator_runs() {
             out_dir: run.clone(),
             plan: None,
             live: arbor_sim::runner::LiveOptions::default(),
+            perception: Default::default(),
         })
         .unwrap();
         let seen = observed(&run);

@@ -28,6 +28,7 @@ fn run_with(tree: Tree, seed: u64, out: &Path) {
         out_dir: out.to_path_buf(),
         plan: None,
         live: arbor_sim::runner::LiveOptions::default(),
+        perception: Default::default(),
     };
     arbor_sim::run(&cfg).unwrap();
 }

@@ -71,6 +71,7 @@ fn twenty_goals_all_give_valid_trees() {
                     out_dir: dir.path().join(i.to_string()),
                     plan: Some(out.record()),
                     live: arbor_sim::runner::LiveOptions::default(),
+                    perception: Default::default(),
                 });
                 assert!(run.is_ok(), "{goal}: {}: {run:?}", out.plan_text);
                 println!(

@@ -1,0 +1,200 @@
+//! `--perception camera`: the simulator renders its camera, and the real pipeline (CenterFace
+//! through ONNX Runtime, tracker, geometry, attention, re-identification) turns the pixels
+//! into the observations the rest of the loop uses. The renderer's ground truth is used only
+//! to score tracking (MOTA, IDF1, ...), never by the robot.
+//!
+//! People are enrolled the way a robot meets its household: each is rendered alone, facing
+//! the camera at 1.5 m, and the pipeline stores what it sees.
+
+use crate::render::{Textures, default_appearance, textures_dir};
+use crate::scenario::Scenario;
+use crate::world::World;
+use arbor_perception::camera::CameraModel;
+use arbor_perception::detect::{BBox, DetectError};
+use arbor_perception::frame::Frame;
+use arbor_perception::mot::{MotAccumulator, MotSummary};
+use arbor_perception::pipeline::{FrameOutput, Pipeline, PipelineConfig};
+use arbor_perception::{EntityId, Observation, Pose2, SimTime};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Where observations come from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum PerceptionMode {
+    /// The simulator's ground truth plus seeded noise (fast; the default).
+    #[default]
+    GroundTruth,
+    /// Rendered frames through the real detector and tracker.
+    Camera(Box<PipelineConfig>),
+}
+
+impl PerceptionMode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PerceptionMode::GroundTruth => "ground_truth",
+            PerceptionMode::Camera(_) => "camera",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CameraError {
+    #[error(transparent)]
+    Texture(#[from] crate::render::RenderError),
+    #[error(transparent)]
+    Detector(#[from] DetectError),
+    #[error("camera perception: {0}")]
+    Config(String),
+}
+
+/// How perception went in a camera run (`outcome.json`'s `perception`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerceptionReport {
+    pub mode: String,
+    pub detector: String,
+    pub frames: u64,
+    pub dropped_frames: u64,
+    /// People enrolled for re-identification (rendered alone, 1.5 m, facing the camera).
+    pub enrolled: Vec<String>,
+    pub tracking: MotSummary,
+    /// Wall-clock milliseconds per frame: render, and frame -> entities. Live figures:
+    /// they vary with the machine and are not part of the determinism guarantee.
+    pub render_ms_p50: f64,
+    pub pipeline_ms_p50: f64,
+    pub pipeline_ms_p95: f64,
+}
+
+/// The rendered camera and the pipeline behind it.
+pub struct CameraPerception {
+    pipeline: Pipeline,
+    textures: Textures,
+    camera: CameraModel,
+    mot: MotAccumulator,
+    render_ms: Vec<f64>,
+    pipeline_ms: Vec<f64>,
+    enrolled: Vec<String>,
+    detector: String,
+    dump: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for CameraPerception {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CameraPerception").field("detector", &self.detector).finish()
+    }
+}
+
+fn percentile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((s.len() - 1) as f64 * q).round() as usize]
+}
+
+impl CameraPerception {
+    /// Loads the textures and the detector, and enrolls the scenario's people.
+    pub fn new(scenario: &Scenario, cfg: PipelineConfig) -> Result<Self, CameraError> {
+        let fov = scenario.robot.camera.fov_deg;
+        if fov >= 170.0 {
+            return Err(CameraError::Config(format!(
+                "robot.camera.fov_deg {fov}: a pinhole camera needs less than 170 degrees"
+            )));
+        }
+        let textures = Textures::load(&textures_dir())?;
+        let world = World::new(scenario, 0);
+        let camera = world.camera_model();
+        let mut pipeline = Pipeline::new(cfg, camera.clone())?;
+        let detector = pipeline.detector_mut().name();
+        let mut enrolled = Vec::new();
+        for (i, p) in scenario.people.iter().enumerate() {
+            let look = p.appearance.clone().unwrap_or_else(|| default_appearance(i));
+            let frame = enrollment_frame(scenario, &p.name, &look, &textures)?;
+            if pipeline.enroll(&p.name, &frame)? {
+                enrolled.push(p.name.clone());
+            }
+        }
+        Ok(Self {
+            pipeline,
+            textures,
+            camera,
+            mot: MotAccumulator::new(0.5),
+            render_ms: Vec::new(),
+            pipeline_ms: Vec::new(),
+            enrolled,
+            detector,
+            dump: std::env::var_os("ARBOR_CAMERA_DUMP").map(std::path::PathBuf::from),
+        })
+    }
+
+    /// Renders the world's camera now and runs the pipeline. A frame the detector fails on
+    /// yields no observations (the error is returned beside them, for the log).
+    pub fn observe(&mut self, world: &World, now: SimTime) -> (FrameOutput, Option<DetectError>) {
+        let t0 = Instant::now();
+        let rendered = world.render(&self.camera, &self.textures);
+        self.render_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        let t1 = Instant::now();
+        if let Some(dir) = &self.dump {
+            // Debugging aid ($ARBOR_CAMERA_DUMP): every frame as PNG, named by sim time.
+            let _ = rendered.image.save(dir.join(format!("{:08}.png", now.micros() / 1000)));
+        }
+        let frame = Frame { stamp: now, image: rendered.image, source: "sim camera".into() };
+        let (out, err) = match self.pipeline.process(&frame, world.robot_pose()) {
+            Ok(o) => (o, None),
+            Err(e) => (FrameOutput { stamp: now, ..Default::default() }, Some(e)),
+        };
+        self.pipeline_ms.push(t1.elapsed().as_secs_f64() * 1e3);
+        // Ground truth: faces turned to the camera and large enough to be detectable at all.
+        let gt: Vec<(String, BBox)> = rendered
+            .faces
+            .iter()
+            .filter(|f| f.facing && f.yaw.abs() < 1.2 && f.bbox.height() >= 12.0)
+            .map(|f| (f.name.clone(), f.bbox))
+            .collect();
+        let hyp: Vec<(u64, BBox)> = out.entities.iter().map(|e| (e.track_id, e.bbox)).collect();
+        let dets: Vec<BBox> = out.detections.iter().map(|d| d.bbox).collect();
+        self.mot.frame(&gt, &hyp, &dets);
+        (out, err)
+    }
+
+    pub fn report(&self) -> PerceptionReport {
+        let (frames, dropped) = self.pipeline.counts();
+        PerceptionReport {
+            mode: "camera".into(),
+            detector: self.detector.clone(),
+            frames,
+            dropped_frames: dropped,
+            enrolled: self.enrolled.clone(),
+            tracking: self.mot.summary(),
+            render_ms_p50: percentile(&self.render_ms, 0.5),
+            pipeline_ms_p50: percentile(&self.pipeline_ms, 0.5),
+            pipeline_ms_p95: percentile(&self.pipeline_ms, 0.95),
+        }
+    }
+}
+
+/// The person alone in an empty room, facing the camera 1.5 m away.
+fn enrollment_frame(
+    scenario: &Scenario,
+    name: &str,
+    look: &crate::scenario::AppearanceSpec,
+    textures: &Textures,
+) -> Result<Frame, CameraError> {
+    let text = format!(
+        "name: enroll\ngoal: enroll\ntime_limit_s: 1\ntick_hz: 10\nmap: {{size: [8, 6], resolution: 0.1}}\n\
+         robot: {{pose: [1, 3, 0]}}\npeople: [{{name: {name:?}, pose: [2.5, 3, 180], appearance: {{face: {:?}, shirt: [{}, {}, {}], height_m: {}}}}}]\n\
+         success: [{{photographed: {name:?}}}]\n",
+        look.face, look.shirt[0], look.shirt[1], look.shirt[2], look.height_m
+    );
+    let mut s = Scenario::parse(&text, "<enrollment>").map_err(|e| CameraError::Config(e.to_string()))?;
+    s.robot.camera = scenario.robot.camera.clone();
+    let mut w = World::new(&s, 0);
+    w.set_robot_pose(Pose2::new(1.0, 3.0, 0.0));
+    let r = w.render(&w.camera_model(), textures);
+    Frame::new(SimTime::ZERO, r.image, format!("enrollment of {name}")).map_err(|e| CameraError::Config(e.to_string()))
+}
+
+/// Observations of a frame output, and the attention events as (entity, started).
+pub fn split(out: &FrameOutput) -> (Vec<Observation>, Vec<(EntityId, bool)>) {
+    (out.observations(), out.attention_changes.clone())
+}

@@ -96,10 +96,7 @@ pub fn perceive(args: &PerceiveArgs) -> Result<ExitCode> {
                     println!("{} ({w}x{h}, {ms:.1} ms): {} detection(s)", path.display(), dets.len());
                     for d in &dets {
                         let b = d.bbox;
-                        print!(
-                            "  {} {:.2} box [{:.0}, {:.0}, {:.0}, {:.0}]",
-                            d.label, d.score, b.x1, b.y1, b.x2, b.y2
-                        );
+                        print!("  {} {:.2} box [{:.0}, {:.0}, {:.0}, {:.0}]", d.label, d.score, b.x1, b.y1, b.x2, b.y2);
                         if let Some(lm) = d.landmarks {
                             let pts: Vec<String> = lm.iter().map(|p| format!("({:.0}, {:.0})", p[0], p[1])).collect();
                             print!(" landmarks {}", pts.join(" "));
@@ -112,7 +109,10 @@ pub fn perceive(args: &PerceiveArgs) -> Result<ExitCode> {
                 // A bad image is reported and skipped; the others still run.
                 failed += 1;
                 if args.json {
-                    println!("{}", serde_json::json!({ "image": path.display().to_string(), "error": format!("{e:#}") }));
+                    println!(
+                        "{}",
+                        serde_json::json!({ "image": path.display().to_string(), "error": format!("{e:#}") })
+                    );
                 } else {
                     eprintln!("error: {e:#}");
                 }

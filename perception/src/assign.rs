@@ -69,9 +69,9 @@ pub fn assign(cost: &[f64], rows: usize, cols: usize, max_cost: f64) -> Vec<(usi
         }
     }
     let mut out = Vec::with_capacity(n);
-    for j in 1..=m {
-        if p[j] != 0 {
-            let (r, c) = if transpose { (j - 1, p[j] - 1) } else { (p[j] - 1, j - 1) };
+    for (j, &pj) in p.iter().enumerate().skip(1) {
+        if pj != 0 {
+            let (r, c) = if transpose { (j - 1, pj - 1) } else { (pj - 1, j - 1) };
             let cst = cost[r * cols + c];
             if cst.is_finite() && cst <= max_cost {
                 out.push((r, c));

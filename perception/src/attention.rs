@@ -35,7 +35,7 @@ impl Default for AttentionConfig {
             on: 0.6,
             off: 0.4,
             max_yaw_deg: 60.0,
-            yaw_gain: 0.45,
+            yaw_gain: 0.4,
             near_m: 2.5,
             far_m: 7.0,
             far_weight: 0.5,
@@ -105,7 +105,8 @@ impl AttentionState {
         } else {
             self.facing_since = None;
         }
-        let dwell = self.facing_since.map_or(0.0, |t0| 1.0 - (-now.saturating_sub(t0).as_secs_f64() / cfg.dwell_s).exp());
+        let dwell =
+            self.facing_since.map_or(0.0, |t0| 1.0 - (-now.saturating_sub(t0).as_secs_f64() / cfg.dwell_s).exp());
         let t = ((range - cfg.near_m) / (cfg.far_m - cfg.near_m)).clamp(0.0, 1.0);
         let distance = 1.0 - t * (1.0 - f64::from(cfg.far_weight));
         let approach = match self.last {

@@ -251,7 +251,8 @@ impl std::fmt::Debug for AsyncDescriber {
 impl AsyncDescriber {
     pub fn spawn(mut describer: Box<dyn Describer>, min_interval: SimTime) -> Self {
         let (tx, rx) = mpsc::sync_channel::<Job>(1);
-        let (rtx, rrx) = mpsc::channel();
+        // At most one job is in flight, so at most one result waits.
+        let (rtx, rrx) = mpsc::sync_channel(2);
         let worker = std::thread::Builder::new()
             .name("arbor-describe".into())
             .spawn(move || {
@@ -271,16 +272,7 @@ impl AsyncDescriber {
                 }
             })
             .ok();
-        Self {
-            jobs: Some(tx),
-            results: rrx,
-            worker,
-            min_interval,
-            last: None,
-            in_flight: 0,
-            submitted: 0,
-            refused: 0,
-        }
+        Self { jobs: Some(tx), results: rrx, worker, min_interval, last: None, in_flight: 0, submitted: 0, refused: 0 }
     }
 
     /// Offers an image; true when accepted.

@@ -180,7 +180,9 @@ impl DetectorConfig {
         if let Some((w, h)) = self.input_size
             && (w == 0 || h == 0 || w % 32 != 0 || h % 32 != 0)
         {
-            return Err(DetectError::Config(format!("input_size {w}x{h}: both sides must be positive multiples of 32")));
+            return Err(DetectError::Config(format!(
+                "input_size {w}x{h}: both sides must be positive multiples of 32"
+            )));
         }
         if self.kind == DetectorKind::Yolo && self.classes.is_empty() {
             return Err(DetectError::Config("a yolo detector needs its class names (classes: [...])".into()));
@@ -498,13 +500,7 @@ mod tests {
     use super::*;
 
     fn det(x1: f32, score: f32, class_id: u32) -> Detection {
-        Detection {
-            bbox: BBox::new(x1, 0.0, x1 + 10.0, 10.0),
-            score,
-            class_id,
-            label: String::new(),
-            landmarks: None,
-        }
+        Detection { bbox: BBox::new(x1, 0.0, x1 + 10.0, 10.0), score, class_id, label: String::new(), landmarks: None }
     }
 
     #[test]

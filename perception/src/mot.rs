@@ -168,7 +168,11 @@ mod tests {
         let mut m = MotAccumulator::new(0.5);
         for f in 0..10 {
             let x = f as f32;
-            m.frame(&[("a".into(), b(x)), ("b".into(), b(50.0 + x))], &[(1, b(x)), (2, b(50.0 + x))], &[b(x), b(50.0 + x)]);
+            m.frame(
+                &[("a".into(), b(x)), ("b".into(), b(50.0 + x))],
+                &[(1, b(x)), (2, b(50.0 + x))],
+                &[b(x), b(50.0 + x)],
+            );
         }
         let s = m.summary();
         assert_eq!((s.mota, s.idf1, s.id_switches), (1.0, 1.0, 0));

@@ -39,7 +39,8 @@ pub struct PipelineConfig {
 }
 
 fn default_face_height() -> f64 {
-    0.22
+    // CenterFace's box spans brow to chin: ~0.2 m on adults.
+    0.20
 }
 fn default_face_spread() -> f64 {
     0.12
@@ -264,7 +265,11 @@ impl Pipeline {
             if !self.gallery.is_empty() && info.name.is_none() && t.hits < self.cfg.min_votes + 2 {
                 continue;
             }
-            let yaw = if t.matched { t.detection.landmarks.and_then(|lm| self.cfg.attention.yaw_from_landmarks(&lm)) } else { None };
+            let yaw = if t.matched {
+                t.detection.landmarks.and_then(|lm| self.cfg.attention.yaw_from_landmarks(&lm))
+            } else {
+                None
+            };
             let (attention, attending) = if is_face {
                 info.attention.update(&self.cfg.attention, now, yaw, loc.range);
                 (Some(info.attention.reported()), Some(info.attention.attending))

@@ -72,11 +72,7 @@ fn read_npy_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>), String> {
     if !header.contains("'descr': '<f8'") || header.contains("'fortran_order': True") {
         return Err(format!("expected little-endian float64 in C order, header {header}"));
     }
-    let shape_txt = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .ok_or("no shape in header")?;
+    let shape_txt = header.split("'shape': (").nth(1).and_then(|r| r.split(')').next()).ok_or("no shape in header")?;
     let shape: Vec<usize> =
         shape_txt.split(',').filter(|s| !s.trim().is_empty()).filter_map(|s| s.trim().parse().ok()).collect();
     let n: usize = shape.iter().product();
@@ -265,7 +261,11 @@ impl World {
             let local = pose.to_local(o.pos);
             if local.x > 0.15 {
                 let hsh = o.label.bytes().fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
-                let color = [(hsh & 0xff) as u8 / 2 + 60, ((hsh >> 8) & 0xff) as u8 / 2 + 60, ((hsh >> 16) & 0xff) as u8 / 2 + 60];
+                let color = [
+                    (hsh & 0xff) as u8 / 2 + 60,
+                    ((hsh >> 8) & 0xff) as u8 / 2 + 60,
+                    ((hsh >> 16) & 0xff) as u8 / 2 + 60,
+                ];
                 boards.push(Board { depth: local.x, left: local.y, kind: BoardKind::Object { color } });
             }
         }
@@ -276,7 +276,12 @@ impl World {
         for bd in &boards {
             let (dz, uc) = (bd.depth, col(bd.left / bd.depth));
             let px_per_m = cam.fx / dz;
-            let fill = |x0: f64, x1: f64, z0: f64, z1: f64, img: &mut RgbImage, color: &dyn Fn(f64, f64) -> Option<[u8; 3]>| {
+            let fill = |x0: f64,
+                        x1: f64,
+                        z0: f64,
+                        z1: f64,
+                        img: &mut RgbImage,
+                        color: &dyn Fn(f64, f64) -> Option<[u8; 3]>| {
                 let (u0, u1) = ((uc + x0 * px_per_m).floor().max(0.0), (uc + x1 * px_per_m).ceil().min(f64::from(w)));
                 let (v0, v1) = (row(z1, dz).floor().max(0.0), row(z0, dz).ceil().min(f64::from(h)));
                 let mut u = u0;
@@ -306,7 +311,7 @@ impl World {
                     let neck = top - HEAD_H;
                     let shirt = look.shirt;
                     fill(-LEG_W / 2.0, LEG_W / 2.0, 0.0, HIP, &mut img, &|fu, _| {
-                        (fu < 0.46 || fu > 0.54).then_some([50, 55, 70])
+                        (!(0.46..=0.54).contains(&fu)).then_some([50, 55, 70])
                     });
                     fill(-BODY_W / 2.0, BODY_W / 2.0, HIP, neck - 0.03, &mut img, &|fu, fv| {
                         // Shoulders rounded off at the top corners.

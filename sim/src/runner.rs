@@ -431,8 +431,14 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
                     ev = ev.with_place(room);
                 }
             }
-            let (res, d) =
-                remember(ev, (tick, Phase::Perceive), &mut memory, &mut episodic, &mut events_out, &mut sink.rec.out.mcap);
+            let (res, d) = remember(
+                ev,
+                (tick, Phase::Perceive),
+                &mut memory,
+                &mut episodic,
+                &mut events_out,
+                &mut sink.rec.out.mcap,
+            );
             res?;
             write_time += d;
             n_events += 1;

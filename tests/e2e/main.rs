@@ -8,6 +8,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod camera;
 mod cli_errors;
 mod dataset;
 mod eval;

@@ -13,7 +13,6 @@ type Vec8 = SVector<f64, 8>;
 type Mat8 = SMatrix<f64, 8, 8>;
 type Vec4 = SVector<f64, 4>;
 type Mat4 = SMatrix<f64, 4, 4>;
-type Mat48 = SMatrix<f64, 4, 8>;
 
 const STD_POSITION: f64 = 1.0 / 20.0;
 const STD_VELOCITY: f64 = 1.0 / 160.0;
@@ -64,13 +63,23 @@ impl Kalman {
             1e-5,
             STD_VELOCITY * h,
         ];
-        let q = Mat8::from_diagonal(&Vec8::from_iterator(std.iter().map(|s| s * s)));
-        let mut f = Mat8::identity();
+        // x' = F x and P' = F P F^T + Q with F = [[I, I], [0, I]], done blockwise:
+        // with P = [[A, B], [C, D]], F P F^T = [[A + B + C + D, B + D], [C + D, D]].
         for i in 0..4 {
-            f[(i, i + 4)] = 1.0;
+            self.mean[i] += self.mean[i + 4];
         }
-        self.mean = f * self.mean;
-        self.cov = f * self.cov * f.transpose() + q;
+        let p = self.cov;
+        for r in 0..4 {
+            for c in 0..4 {
+                let (a, b, cc, d) = (p[(r, c)], p[(r, c + 4)], p[(r + 4, c)], p[(r + 4, c + 4)]);
+                self.cov[(r, c)] = a + b + cc + d;
+                self.cov[(r, c + 4)] = b + d;
+                self.cov[(r + 4, c)] = cc + d;
+            }
+        }
+        for (i, sd) in std.iter().enumerate() {
+            self.cov[(i, i)] += sd * sd;
+        }
     }
 
     pub fn update(&mut self, b: &BBox) {
@@ -82,17 +91,21 @@ impl Kalman {
             1e-2,
             (STD_POSITION * h).powi(2),
         ));
-        let hm = Mat48::identity();
-        let s = hm * self.cov * hm.transpose() + r;
-        let Some(chol) = s.cholesky() else {
+        // H = [I 0]: H P H^T is P's upper-left block, P H^T its left columns.
+        let s: Mat4 = self.cov.fixed_view::<4, 4>(0, 0).into_owned() + r;
+        // S is symmetric positive definite and 4x4: nalgebra's closed-form 4x4 inverse is
+        // several times faster than a Cholesky solve here.
+        let Some(s_inv) = s.try_inverse() else {
             // A degenerate covariance (never seen in practice): restart from the measurement.
             *self = Kalman::new(b);
             return;
         };
-        let pht = self.cov * hm.transpose();
-        let k = chol.solve(&pht.transpose()).transpose();
-        self.mean += k * (z - hm * self.mean);
-        self.cov -= k * s * k.transpose();
+        let pht: SMatrix<f64, 8, 4> = self.cov.fixed_view::<8, 4>(0, 0).into_owned();
+        let k: SMatrix<f64, 8, 4> = pht * s_inv;
+        let innovation = z - self.mean.fixed_rows::<4>(0);
+        self.mean += k * innovation;
+        // P - K S K^T = P - K (P H^T)^T.
+        self.cov -= k * pht.transpose();
     }
 
     pub fn bbox(&self) -> BBox {
@@ -234,17 +247,23 @@ pub fn match_iou(a: &[BBox], b: &[BBox], min_iou: f32) -> Vec<(usize, usize)> {
     for &(i, j, _) in &edges {
         groups.union(i, na + j);
     }
-    let mut by_root: std::collections::BTreeMap<usize, Vec<(usize, usize, f32)>> = Default::default();
-    for e in edges {
-        let r = groups.find(e.0);
-        by_root.entry(r).or_default().push(e);
-    }
+    // Edges grouped by their component's root (sorting, not a map: no allocation per group).
+    let mut keyed: Vec<(usize, (usize, usize, f32))> = edges.into_iter().map(|e| (groups.find(e.0), e)).collect();
+    keyed.sort_unstable_by_key(|(r, e)| (*r, e.0, e.1));
     let mut out = Vec::new();
-    for (_, es) in by_root {
-        if es.len() == 1 {
-            out.push((es[0].0, es[0].1));
+    let mut start = 0;
+    while start < keyed.len() {
+        let mut end = start + 1;
+        while end < keyed.len() && keyed[end].0 == keyed[start].0 {
+            end += 1;
+        }
+        if end == start + 1 {
+            out.push((keyed[start].1.0, keyed[start].1.1));
+            start = end;
             continue;
         }
+        let es: Vec<(usize, usize, f32)> = keyed[start..end].iter().map(|k| k.1).collect();
+        start = end;
         let mut ra: Vec<usize> = es.iter().map(|e| e.0).collect();
         let mut rb: Vec<usize> = es.iter().map(|e| e.1).collect();
         ra.sort_unstable();
@@ -384,7 +403,7 @@ impl Tracker {
             let t = &mut self.tracks[pool[ti]];
             let d = &detections[dets[di]];
             t.kalman.update(&d.bbox);
-            t.detection = d.clone();
+            t.detection.clone_from(d);
             t.matched = true;
             det_used[dets[di]] = true;
         }

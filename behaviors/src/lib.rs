@@ -28,6 +28,8 @@ pub mod script;
 pub mod skill;
 pub mod tree;
 pub mod value;
+#[cfg(feature = "llm")]
+pub mod vlm;
 pub mod xml;
 pub mod yaml;
 

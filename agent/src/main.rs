@@ -65,7 +65,7 @@ enum Command {
         #[command(flatten)]
         live: LiveArgs,
         #[command(flatten)]
-        perception: perceive_cmd::PerceptionArgs,
+        perception: Box<perceive_cmd::PerceptionArgs>,
         /// Fleet settings (robot id, broker, outbox): the finished run is queued as an episode
         /// and sent to the broker (or kept for next time).
         #[arg(long)]

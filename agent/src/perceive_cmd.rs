@@ -2,11 +2,14 @@
 
 use anyhow::{Context, Result};
 use arbor_perception::SimTime;
+use arbor_perception::describe::Describer;
 use arbor_perception::detect::{DetectorConfig, load_config};
 use arbor_perception::frame::{Frame, image_paths};
 use arbor_perception::pipeline::PipelineConfig;
+use arbor_sim::camera::DescriberFactory;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Options of `arbor perceive`.
@@ -42,6 +45,22 @@ pub struct PerceptionArgs {
     /// ONNX Runtime threads for the camera's detector (0 = one per core).
     #[arg(long)]
     pub perception_threads: Option<usize>,
+    /// Describe people coming into view with an OpenAI-compatible chat endpoint
+    /// (http://host:port; llama-server, vLLM, Ollama); `described` events in memory.
+    #[arg(long)]
+    pub describe_endpoint: Option<String>,
+    /// The model name sent to --describe-endpoint.
+    #[arg(long, default_value = "default")]
+    pub describe_model: String,
+    /// Describe with llama.cpp's multimodal library: a GGUF language model... (feature `llm`)
+    #[arg(long, requires = "describe_mmproj")]
+    pub describe_gguf: Option<std::path::PathBuf>,
+    /// ...and its mmproj projector file.
+    #[arg(long, requires = "describe_gguf")]
+    pub describe_mmproj: Option<std::path::PathBuf>,
+    /// Least robot time between description requests, seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub describe_interval: f64,
 }
 
 impl PerceptionArgs {
@@ -62,7 +81,37 @@ impl PerceptionArgs {
         if let Some(t) = self.perception_threads {
             cfg.detector.threads = t;
         }
-        Ok(arbor_sim::camera::PerceptionMode::Camera(Box::new(cfg)))
+        let describer = self.describer()?;
+        Ok(arbor_sim::camera::PerceptionMode::Camera(Box::new(arbor_sim::camera::CameraSetup {
+            pipeline: cfg,
+            describer,
+            describe_interval_s: self.describe_interval,
+        })))
+    }
+
+    fn describer(&self) -> Result<Option<DescriberFactory>> {
+        if let Some(url) = &self.describe_endpoint {
+            if self.describe_gguf.is_some() {
+                anyhow::bail!("give --describe-endpoint or --describe-gguf, not both");
+            }
+            let d = arbor_perception::describe::HttpDescriber::new(url.clone(), self.describe_model.clone());
+            return Ok(Some(DescriberFactory(Arc::new(move || Ok(Box::new(d.clone()) as Box<dyn Describer>)))));
+        }
+        let (Some(model), Some(mmproj)) = (self.describe_gguf.clone(), self.describe_mmproj.clone()) else {
+            return Ok(None);
+        };
+        #[cfg(feature = "llm")]
+        {
+            Ok(Some(DescriberFactory(Arc::new(move || {
+                arbor_behaviors::vlm::MtmdDescriber::load(&model, &mmproj, 2, 48)
+                    .map(|d| Box::new(d) as Box<dyn Describer>)
+            }))))
+        }
+        #[cfg(not(feature = "llm"))]
+        {
+            let _ = (model, mmproj);
+            anyhow::bail!("--describe-gguf needs arbor built with the `llm` feature (cargo build --features llm)")
+        }
     }
 }
 

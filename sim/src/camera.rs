@@ -10,22 +10,51 @@ use crate::render::{Textures, default_appearance, textures_dir};
 use crate::scenario::Scenario;
 use crate::world::World;
 use arbor_perception::camera::CameraModel;
+use arbor_perception::describe::{AsyncDescriber, DescribeError, Describer, Description};
 use arbor_perception::detect::{BBox, DetectError};
 use arbor_perception::frame::Frame;
 use arbor_perception::mot::{MotAccumulator, MotSummary};
 use arbor_perception::pipeline::{FrameOutput, Pipeline, PipelineConfig};
-use arbor_perception::{EntityId, Observation, Pose2, SimTime};
+use arbor_perception::{EntityId, EntityKind, Observation, Pose2, SimTime};
+use image::RgbImage;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the describer is asked about a person coming into view.
+pub const DESCRIBE_PROMPT: &str = "Describe this person in one short sentence: clothing, what they are doing.";
 
 /// Where observations come from.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub enum PerceptionMode {
     /// The simulator's ground truth plus seeded noise (fast; the default).
     #[default]
     GroundTruth,
     /// Rendered frames through the real detector and tracker.
-    Camera(Box<PipelineConfig>),
+    Camera(Box<CameraSetup>),
+}
+
+/// Makes the vision-language describer for a run (a model is loaded per run, on its thread).
+#[derive(Clone)]
+pub struct DescriberFactory(pub Arc<dyn Fn() -> Result<Box<dyn Describer>, DescribeError> + Send + Sync>);
+
+impl std::fmt::Debug for DescriberFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DescriberFactory")
+    }
+}
+
+/// Camera perception settings for a run.
+#[derive(Debug, Clone, Default)]
+pub struct CameraSetup {
+    pub pipeline: PipelineConfig,
+    /// Describe people as they come into view (asynchronously; `described` events in memory).
+    /// Descriptions arrive when the model answers, so a run with a describer records them at
+    /// wall-clock-dependent ticks: its `events.jsonl` is not byte-reproducible (its ticks and
+    /// observations are; replay reads everything from the recording).
+    pub describer: Option<DescriberFactory>,
+    /// Least robot time between two description requests, seconds.
+    pub describe_interval_s: f64,
 }
 
 impl PerceptionMode {
@@ -62,6 +91,11 @@ pub struct PerceptionReport {
     pub render_ms_p50: f64,
     pub pipeline_ms_p50: f64,
     pub pipeline_ms_p95: f64,
+    /// Vision-language descriptions received and failed (0 without a describer).
+    #[serde(default)]
+    pub descriptions: u64,
+    #[serde(default)]
+    pub description_errors: u64,
 }
 
 /// The rendered camera and the pipeline behind it.
@@ -75,6 +109,11 @@ pub struct CameraPerception {
     enrolled: Vec<String>,
     detector: String,
     dump: Option<std::path::PathBuf>,
+    describer: Option<AsyncDescriber>,
+    /// The latest frame and what was found in it (for description crops).
+    last: Option<(RgbImage, FrameOutput)>,
+    descriptions: u64,
+    description_errors: u64,
 }
 
 impl std::fmt::Debug for CameraPerception {
@@ -94,7 +133,8 @@ fn percentile(v: &[f64], q: f64) -> f64 {
 
 impl CameraPerception {
     /// Loads the textures and the detector, and enrolls the scenario's people.
-    pub fn new(scenario: &Scenario, cfg: PipelineConfig) -> Result<Self, CameraError> {
+    pub fn new(scenario: &Scenario, setup: &CameraSetup) -> Result<Self, CameraError> {
+        let cfg = setup.pipeline.clone();
         let fov = scenario.robot.camera.fov_deg;
         if fov >= 170.0 {
             return Err(CameraError::Config(format!(
@@ -124,7 +164,69 @@ impl CameraPerception {
             enrolled,
             detector,
             dump: std::env::var_os("ARBOR_CAMERA_DUMP").map(std::path::PathBuf::from),
+            describer: match &setup.describer {
+                Some(f) => Some(AsyncDescriber::spawn(
+                    (f.0)().map_err(|e| CameraError::Config(e.to_string()))?,
+                    SimTime::from_secs_f64(setup.describe_interval_s.max(0.0)),
+                )),
+                None => None,
+            },
+            last: None,
+            descriptions: 0,
+            description_errors: 0,
         })
+    }
+
+    /// Asks the describer about people who just came into view (the first it accepts; it
+    /// refuses while busy or within the interval). Never waits.
+    pub fn describe_new(&mut self, now: SimTime, appeared: &[EntityId]) {
+        let (Some(d), Some((img, out))) = (self.describer.as_mut(), self.last.as_ref()) else { return };
+        for id in appeared {
+            let Some(e) = out.entities.iter().find(|e| &e.entity == id && e.observation.kind == EntityKind::Person)
+            else {
+                continue;
+            };
+            // Head and shoulders: the face box widened and extended down.
+            let b = e.bbox;
+            let (w, h) = (b.width(), b.height());
+            let x0 = (b.x1 - 1.2 * w).max(0.0) as u32;
+            let y0 = (b.y1 - 0.4 * h).max(0.0) as u32;
+            let x1 = ((b.x2 + 1.2 * w) as u32).min(img.width());
+            let y1 = ((b.y2 + 3.0 * h) as u32).min(img.height());
+            if x1 <= x0 + 8 || y1 <= y0 + 8 {
+                continue;
+            }
+            let crop = image::imageops::crop_imm(img, x0, y0, x1 - x0, y1 - y0).to_image();
+            if d.submit(now, Some(id.clone()), crop, DESCRIBE_PROMPT) {
+                break;
+            }
+        }
+    }
+
+    /// Descriptions that arrived (errors are counted, not returned).
+    pub fn descriptions(&mut self) -> Vec<Description> {
+        let got = self.describer.as_mut().map(AsyncDescriber::poll).unwrap_or_default();
+        self.keep(got)
+    }
+
+    /// At the end of a run: waits up to `timeout` for the description in flight.
+    pub fn finish_descriptions(&mut self, timeout: Duration) -> Vec<Description> {
+        let got = self.describer.as_mut().map(|d| d.finish(timeout)).unwrap_or_default();
+        self.keep(got)
+    }
+
+    fn keep(&mut self, got: Vec<Result<Description, DescribeError>>) -> Vec<Description> {
+        let mut out = Vec::new();
+        for r in got {
+            match r {
+                Ok(d) => {
+                    self.descriptions += 1;
+                    out.push(d);
+                }
+                Err(_) => self.description_errors += 1,
+            }
+        }
+        out
     }
 
     /// Renders the world's camera now and runs the pipeline. A frame the detector fails on
@@ -143,6 +245,9 @@ impl CameraPerception {
             Ok(o) => (o, None),
             Err(e) => (FrameOutput { stamp: now, ..Default::default() }, Some(e)),
         };
+        if self.describer.is_some() {
+            self.last = Some((frame.image, out.clone()));
+        }
         self.pipeline_ms.push(t1.elapsed().as_secs_f64() * 1e3);
         // Ground truth: faces turned to the camera and large enough to be detectable at all.
         let gt: Vec<(String, BBox)> = rendered
@@ -169,6 +274,8 @@ impl CameraPerception {
             render_ms_p50: percentile(&self.render_ms, 0.5),
             pipeline_ms_p50: percentile(&self.pipeline_ms, 0.5),
             pipeline_ms_p95: percentile(&self.pipeline_ms, 0.95),
+            descriptions: self.descriptions,
+            description_errors: self.description_errors,
         }
     }
 }
@@ -192,6 +299,19 @@ fn enrollment_frame(
     w.set_robot_pose(Pose2::new(1.0, 3.0, 0.0));
     let r = w.render(&w.camera_model(), textures);
     Frame::new(SimTime::ZERO, r.image, format!("enrollment of {name}")).map_err(|e| CameraError::Config(e.to_string()))
+}
+
+/// The memory event for a description that arrived at `now`.
+pub fn described_event(d: Description, now: SimTime) -> arbor_memory::Event {
+    let text = match &d.entity {
+        Some(e) => format!("{e}: {}", d.text),
+        None => d.text.clone(),
+    };
+    let ev = arbor_memory::Event::new(now, arbor_memory::EventKind::Described, text);
+    match d.entity {
+        Some(e) => ev.with_entity(e),
+        None => ev,
+    }
 }
 
 /// Observations of a frame output, and the attention events as (entity, started).

@@ -336,9 +336,7 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
     let mut world = World::new(scenario, cfg.seed);
     let mut camera = match &cfg.perception {
         crate::camera::PerceptionMode::GroundTruth => None,
-        crate::camera::PerceptionMode::Camera(pc) => {
-            Some(crate::camera::CameraPerception::new(scenario, (**pc).clone())?)
-        }
+        crate::camera::PerceptionMode::Camera(setup) => Some(crate::camera::CameraPerception::new(scenario, setup)?),
     };
     let mut memory = WorkingMemory::with_config(&scenario.memory);
     memory.set_goal(goal.clone());
@@ -417,6 +415,26 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
                 write_time += d;
                 n_events += 1;
             }
+        }
+        // Vision-language: ask about people who just came into view; record what arrived.
+        let mut described = Vec::new();
+        if let Some(c) = camera.as_mut() {
+            c.describe_new(now, &changes.appeared);
+            described = c.descriptions();
+        }
+        for d in described {
+            let ev = crate::camera::described_event(d, now);
+            let (res, dt_write) = remember(
+                ev,
+                (tick, Phase::Perceive),
+                &mut memory,
+                &mut episodic,
+                &mut events_out,
+                &mut sink.rec.out.mcap,
+            );
+            res?;
+            write_time += dt_write;
+            n_events += 1;
         }
         for (id, started) in attention {
             let (kind, verb) = if started {
@@ -500,6 +518,15 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
         _ => Outcome::Failure,
     };
     let now = world.now();
+    // A description still on its way is waited for briefly and recorded at the end.
+    if let Some(c) = camera.as_mut() {
+        for d in c.finish_descriptions(Duration::from_secs(10)) {
+            let ev = crate::camera::described_event(d, now);
+            let tick = executor.stats().ticks;
+            remember(ev, (tick, Phase::Act), &mut memory, &mut episodic, &mut events_out, &mut sink.rec.out.mcap).0?;
+            n_events += 1;
+        }
+    }
     remember(
         Event::new(now, EventKind::RunFinished, format!("run finished: {outcome}")),
         (executor.stats().ticks, Phase::Act),

@@ -3,6 +3,52 @@
 //! tracking figures, deterministic ticks, and an exact replay.
 
 use crate::{arbor, root, stderr, stdout};
+use std::io::{BufRead, BufReader, Read, Write};
+
+/// An OpenAI-compatible chat endpoint on 127.0.0.1 that describes any image by its size. Serves
+/// until the test process ends (a detached thread).
+fn chat_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            let mut len = 0usize;
+            r.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                if line.trim_end().is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let url = v.pointer("/messages/0/content/1/image_url/url").unwrap().as_str().unwrap();
+            use base64::Engine as _;
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(url.strip_prefix("data:image/png;base64,").unwrap())
+                .unwrap();
+            let img = image::load_from_memory(&png).unwrap();
+            let text = format!("a person seen in a {}x{} crop", img.width(), img.height());
+            let resp =
+                serde_json::json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]})
+                    .to_string();
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{resp}",
+                resp.len()
+            );
+        }
+    });
+    url
+}
 
 #[test]
 fn perceive_prints_faces_and_landmarks_and_skips_bad_images() {
@@ -38,8 +84,10 @@ fn perceive_prints_faces_and_landmarks_and_skips_bad_images() {
 #[test]
 fn photographer_succeeds_on_pixels_deterministically_and_replays() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |out: &str| {
-        let o = arbor(&[
+    let endpoint = chat_server();
+    let run = |out: &str, extra: &[&str]| {
+        let out_dir = dir.path().join(out);
+        let mut args = vec![
             "sim",
             "--scenario",
             "sim/scenarios/photographer.yaml",
@@ -52,14 +100,17 @@ fn photographer_succeeds_on_pixels_deterministically_and_replays() {
             "--perception-threads",
             "2",
             "--out",
-            dir.path().join(out).to_str().unwrap(),
+            out_dir.to_str().unwrap(),
             "--json",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let o = arbor(&args);
         assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
         let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
         v
     };
-    let a = run("a");
+    // Run a also describes people through an OpenAI-compatible endpoint served by this test.
+    let a = run("a", &["--describe-endpoint", &endpoint, "--describe-model", "test-vlm"]);
     assert_eq!(a["outcome"], "success", "{a}");
     let p = &a["perception"];
     assert_eq!(p["mode"], "camera");
@@ -75,9 +126,22 @@ fn photographer_succeeds_on_pixels_deterministically_and_replays() {
     // Attention events flowed into episodic memory.
     let events = std::fs::read_to_string(dir.path().join("a/events.jsonl")).unwrap();
     assert!(events.contains("\"kind\":\"attention_started\""), "no attention events");
-    // Same seed, same ticks and observations.
-    run("b");
-    for f in ["ticks.jsonl", "observations.jsonl", "events.jsonl"] {
+    assert!(p["descriptions"].as_u64().unwrap() >= 1, "{p}");
+    assert_eq!(p["description_errors"], 0, "{p}");
+    let described: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "described")
+        .collect();
+    assert!(!described.is_empty());
+    for d in &described {
+        let who = d["entity"].as_str().unwrap();
+        assert!(d["text"].as_str().unwrap().starts_with(&format!("{who}: a person seen in a ")), "{d}");
+    }
+    // Same seed, same ticks and observations (descriptions arrive asynchronously and only
+    // change the events log).
+    run("b", &[]);
+    for f in ["ticks.jsonl", "observations.jsonl"] {
         let (x, y) = (
             std::fs::read(dir.path().join("a").join(f)).unwrap(),
             std::fs::read(dir.path().join("b").join(f)).unwrap(),

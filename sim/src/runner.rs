@@ -391,57 +391,9 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
         // Remember.
         let changes = timer.time(Stage::MemoryUpdate, || memory.update(now, &observations));
         let mut write_time = Duration::ZERO;
-        for (ids, kind, verb) in [
-            (&changes.appeared, EventKind::EntityAppeared, "came into view"),
-            (&changes.disappeared, EventKind::EntityLeft, "went out of view"),
-        ] {
-            for id in ids {
-                let mut ev = Event::new(now, kind, format!("{id} {verb}")).with_entity(id.clone());
-                if let Some(e) = memory.entity(id.as_str()) {
-                    ev = ev.with_pose(e.position);
-                    if let Some(room) = world.room_at(e.position) {
-                        ev = ev.with_place(room);
-                    }
-                }
-                let (res, d) = remember(
-                    ev,
-                    (tick, Phase::Perceive),
-                    &mut memory,
-                    &mut episodic,
-                    &mut events_out,
-                    &mut sink.rec.out.mcap,
-                );
-                res?;
-                write_time += d;
-                n_events += 1;
-            }
-        }
-        // Vision-language: ask about people who just came into view; record what arrived.
-        let mut described = Vec::new();
-        if let Some(c) = camera.as_mut() {
-            c.describe_new(now, &changes.appeared);
-            described = c.descriptions();
-        }
-        for d in described {
-            let ev = crate::camera::described_event(d, now);
-            let (res, dt_write) = remember(
-                ev,
-                (tick, Phase::Perceive),
-                &mut memory,
-                &mut episodic,
-                &mut events_out,
-                &mut sink.rec.out.mcap,
-            );
-            res?;
-            write_time += dt_write;
-            n_events += 1;
-        }
-        for (id, started) in attention {
-            let (kind, verb) = if started {
-                (EventKind::AttentionStarted, "started attending to the robot")
-            } else {
-                (EventKind::AttentionStopped, "stopped attending to the robot")
-            };
+        // What perception brought this tick, in order: entities in and out of view, descriptions
+        // that arrived (camera runs ask about people who just came into view), attention changes.
+        let entity_event = |kind: EventKind, id: &arbor_perception::EntityId, verb: &str| {
             let mut ev = Event::new(now, kind, format!("{id} {verb}")).with_entity(id.clone());
             if let Some(e) = memory.entity(id.as_str()) {
                 ev = ev.with_pose(e.position);
@@ -449,6 +401,27 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
                     ev = ev.with_place(room);
                 }
             }
+            ev
+        };
+        let mut perceived: Vec<Event> = Vec::new();
+        for (ids, kind, verb) in [
+            (&changes.appeared, EventKind::EntityAppeared, "came into view"),
+            (&changes.disappeared, EventKind::EntityLeft, "went out of view"),
+        ] {
+            perceived.extend(ids.iter().map(|id| entity_event(kind, id, verb)));
+        }
+        if let Some(c) = camera.as_mut() {
+            c.describe_new(now, &changes.appeared);
+            perceived.extend(c.descriptions().into_iter().map(|d| crate::camera::described_event(d, now)));
+        }
+        for (id, started) in &attention {
+            perceived.push(if *started {
+                entity_event(EventKind::AttentionStarted, id, "started attending to the robot")
+            } else {
+                entity_event(EventKind::AttentionStopped, id, "stopped attending to the robot")
+            });
+        }
+        for ev in perceived {
             let (res, d) = remember(
                 ev,
                 (tick, Phase::Perceive),

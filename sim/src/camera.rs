@@ -19,7 +19,7 @@ use arbor_perception::{EntityId, EntityKind, Observation, Pose2, SimTime};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What the describer is asked about a person coming into view.
 pub const DESCRIBE_PROMPT: &str = "Describe this person in one short sentence: clothing, what they are doing.";
@@ -76,7 +76,8 @@ pub enum CameraError {
     Config(String),
 }
 
-/// How perception went in a camera run (`outcome.json`'s `perception`).
+/// How perception went in a camera run (`outcome.json`'s `perception`): deterministic figures
+/// only (the per-frame wall-clock time is the `perceive` stage of `timing.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PerceptionReport {
     pub mode: String,
@@ -86,11 +87,6 @@ pub struct PerceptionReport {
     /// People enrolled for re-identification (rendered alone, 1.5 m, facing the camera).
     pub enrolled: Vec<String>,
     pub tracking: MotSummary,
-    /// Wall-clock milliseconds per frame: render, and frame -> entities. Live figures:
-    /// they vary with the machine and are not part of the determinism guarantee.
-    pub render_ms_p50: f64,
-    pub pipeline_ms_p50: f64,
-    pub pipeline_ms_p95: f64,
     /// Vision-language descriptions received and failed (0 without a describer).
     #[serde(default)]
     pub descriptions: u64,
@@ -104,8 +100,6 @@ pub struct CameraPerception {
     textures: Textures,
     camera: CameraModel,
     mot: MotAccumulator,
-    render_ms: Vec<f64>,
-    pipeline_ms: Vec<f64>,
     enrolled: Vec<String>,
     detector: String,
     dump: Option<std::path::PathBuf>,
@@ -120,15 +114,6 @@ impl std::fmt::Debug for CameraPerception {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CameraPerception").field("detector", &self.detector).finish()
     }
-}
-
-fn percentile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[((s.len() - 1) as f64 * q).round() as usize]
 }
 
 impl CameraPerception {
@@ -159,8 +144,6 @@ impl CameraPerception {
             textures,
             camera,
             mot: MotAccumulator::new(0.5),
-            render_ms: Vec::new(),
-            pipeline_ms: Vec::new(),
             enrolled,
             detector,
             dump: std::env::var_os("ARBOR_CAMERA_DUMP").map(std::path::PathBuf::from),
@@ -232,10 +215,7 @@ impl CameraPerception {
     /// Renders the world's camera now and runs the pipeline. A frame the detector fails on
     /// yields no observations (the error is returned beside them, for the log).
     pub fn observe(&mut self, world: &World, now: SimTime) -> (FrameOutput, Option<DetectError>) {
-        let t0 = Instant::now();
         let rendered = world.render(&self.camera, &self.textures);
-        self.render_ms.push(t0.elapsed().as_secs_f64() * 1e3);
-        let t1 = Instant::now();
         if let Some(dir) = &self.dump {
             // Debugging aid ($ARBOR_CAMERA_DUMP): every frame as PNG, named by sim time.
             let _ = rendered.image.save(dir.join(format!("{:08}.png", now.micros() / 1000)));
@@ -248,7 +228,6 @@ impl CameraPerception {
         if self.describer.is_some() {
             self.last = Some((frame.image, out.clone()));
         }
-        self.pipeline_ms.push(t1.elapsed().as_secs_f64() * 1e3);
         // Ground truth: faces turned to the camera and large enough to be detectable at all.
         let gt: Vec<(String, BBox)> = rendered
             .faces
@@ -271,9 +250,6 @@ impl CameraPerception {
             dropped_frames: dropped,
             enrolled: self.enrolled.clone(),
             tracking: self.mot.summary(),
-            render_ms_p50: percentile(&self.render_ms, 0.5),
-            pipeline_ms_p50: percentile(&self.pipeline_ms, 0.5),
-            pipeline_ms_p95: percentile(&self.pipeline_ms, 0.95),
             descriptions: self.descriptions,
             description_errors: self.description_errors,
         }

@@ -335,6 +335,12 @@ fn an_agent_killed_with_queued_episodes_delivers_them_after_restart_and_runs_rem
     std::fs::create_dir_all(&bdir).unwrap();
     let Some(_broker) = Broker::start_on(&bdir, "", port) else { return };
     let out = dir.path().join("collected");
+    // The collector's persistent session (and its subscription) exists before any robot
+    // publishes: a first short connection subscribes and leaves. Otherwise the agent, started
+    // right after, could flush its queue before the collector had subscribed, and the broker
+    // would drop those episodes (a race seen once on a loaded machine).
+    let o = arbor(&["collect", "--broker", &url, "-o", out.to_str().unwrap(), "--idle-exit", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let collector = spawn_arbor(&["collect", "--broker", &url, "-o", out.to_str().unwrap(), "--exit-after", "4"]);
     let mut args = agent_args.to_vec();
     args.extend(["--exit-when-idle", "4", "--metrics-every", "1"]);

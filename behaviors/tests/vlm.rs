@@ -13,11 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn tiny_vlm(dir: &std::path::Path) -> (PathBuf, PathBuf) {
-    let cache = std::env::var_os("ARBOR_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/arbor"));
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../perception/vlm/make_tiny_vlm.py");
-    let out = std::process::Command::new(cache.join("venv/bin/python"))
+    let out = std::process::Command::new(arbor_perception::onnx::cache_dir().join("venv/bin/python"))
         .arg(script)
         .arg("--tokenizer-from")
         .arg(models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf"))

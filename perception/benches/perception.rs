@@ -32,10 +32,7 @@ fn frame_640x480() -> image::RgbImage {
 }
 
 fn venv_python() -> PathBuf {
-    let cache = std::env::var_os("ARBOR_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/arbor"));
-    cache.join("venv/bin/python")
+    arbor_perception::onnx::cache_dir().join("venv/bin/python")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

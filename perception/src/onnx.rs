@@ -21,15 +21,17 @@ pub enum OnnxError {
     Run { path: PathBuf, message: String },
 }
 
+/// arbor's cache: `$ARBOR_CACHE`, default `~/.cache/arbor` (models, the test venv `venv/`).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("ARBOR_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache/arbor")
+    })
+}
+
 /// The directory arbor's models are fetched into: `$ARBOR_CACHE/models`, default
 /// `~/.cache/arbor/models`.
 pub fn models_dir() -> PathBuf {
-    std::env::var_os("ARBOR_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache/arbor")
-        })
-        .join("models")
+    cache_dir().join("models")
 }
 
 /// Where the ONNX Runtime shared library is looked for.

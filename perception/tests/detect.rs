@@ -16,10 +16,7 @@ fn image(name: &str) -> PathBuf {
 }
 
 fn venv_python() -> PathBuf {
-    let cache = std::env::var_os("ARBOR_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/arbor"));
-    cache.join("venv/bin/python")
+    arbor_perception::onnx::cache_dir().join("venv/bin/python")
 }
 
 fn centerface() -> Box<dyn arbor_perception::detect::Detector> {

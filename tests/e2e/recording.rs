@@ -84,10 +84,7 @@ pub fn python() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("ARBOR_PYTHON") {
         return Some(PathBuf::from(p));
     }
-    let cache = std::env::var("ARBOR_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/arbor"));
-    let p = cache.join("venv/bin/python");
+    let p = arbor_perception::onnx::cache_dir().join("venv/bin/python");
     p.is_file().then_some(p)
 }
 

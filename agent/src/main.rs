@@ -22,6 +22,9 @@ mod perceive_cmd;
 mod plan;
 mod replay_cmd;
 mod report;
+mod ros_config;
+#[cfg(feature = "ros2")]
+mod ros_node;
 mod runs;
 mod timing;
 mod yaml_file;
@@ -39,6 +42,22 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run arbor as a ROS 2 node (feature `ros2`): goals in on a topic, skills out over ROS 2.
+    /// ROS arguments follow `--ros-args` (remapping `-r`, `--params-file`, `-p`).
+    Run {
+        /// The node's YAML (map places, people, perception, navigation, out_dir); see
+        /// launch/params/node.yaml. Also the ROS parameter `config`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where run directories go (default: the YAML's out_dir, or ROS parameter `out_dir`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print every ROS parameter with its default, as a params file, and exit.
+        #[arg(long)]
+        print_params: bool,
+        #[command(flatten)]
+        plan: plan::PlanArgs,
+    },
     /// Run a scenario in the built-in simulator and write a run directory.
     Sim {
         /// Scenario YAML (e.g. sim/scenarios/photographer.yaml).
@@ -266,7 +285,9 @@ enum TreeCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--ros-args ...` is rcl's (r2r reads the process arguments); clap sees what precedes it.
+    let argv: Vec<String> = std::env::args().collect();
+    let cli = Cli::parse_from(argv.iter().take_while(|a| *a != "--ros-args"));
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -278,6 +299,11 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Run { print_params: true, .. } => {
+            print!("{}", ros_config::params_file_text("arbor"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config, out, plan, print_params: false } => run_node(config, out, plan),
         Command::Sim { scenario, tree, goal, seed, out, json, plan, live, perception, fleet, publish_timeout } => {
             let code = sim(scenario, tree, goal, seed, out.clone(), json, &plan, &live, &perception)?;
             if let Some(f) = fleet {
@@ -372,6 +398,26 @@ fn plan_cmd(
 }
 
 #[allow(clippy::too_many_arguments, reason = "one CLI command's flags, passed through once")]
+#[cfg(feature = "ros2")]
+fn run_node(config: Option<PathBuf>, out: Option<PathBuf>, plan: plan::PlanArgs) -> Result<ExitCode> {
+    ros_node::run(ros_node::RunArgs { config, out, plan, argv: std::env::args().collect() })
+}
+
+/// Without the `ros2` feature the checks still run (a bad config or params file is named),
+/// then the command says how to get the node.
+#[cfg(not(feature = "ros2"))]
+fn run_node(config: Option<PathBuf>, _out: Option<PathBuf>, _plan: plan::PlanArgs) -> Result<ExitCode> {
+    let argv: Vec<String> = std::env::args().collect();
+    ros_config::check_ros_args(&ros_config::ros_args(&argv), "arbor")?;
+    if let Some(c) = &config {
+        ros_config::NodeConfig::load(c)?;
+    }
+    bail!(
+        "this arbor was built without the ROS 2 node: source ROS 2 Jazzy (/opt/ros/jazzy/setup.bash, or \
+         `bash .ci/rosenv && source ~/.cache/arbor/ros-env.sh`) and build with `--features ros2`"
+    )
+}
+
 fn sim(
     scenario_path: PathBuf,
     tree: Option<PathBuf>,

@@ -144,6 +144,20 @@ pub fn remembered(db: &std::path::Path, goal: &str, budget: usize) -> Result<Vec
 
 #[cfg(feature = "llm")]
 pub fn plan(goal: &str, scenario: &Scenario, seed: u64, args: &PlanArgs) -> Result<PlanOutcome> {
+    let check = arbor_sim::planning::reachability(scenario);
+    plan_in(goal, arbor_sim::planning::context(scenario), &check, seed, args)
+}
+
+/// Plans for a goal in a given context (the names a robot knows): the simulator's scenario,
+/// or a ROS node's map. `check` is the semantic check a plan must pass (reachability).
+#[cfg(feature = "llm")]
+pub fn plan_in(
+    goal: &str,
+    mut context: arbor_behaviors::planner::PlanContext,
+    check: &(dyn Fn(&arbor_behaviors::Tree) -> Result<(), String> + Sync),
+    seed: u64,
+    args: &PlanArgs,
+) -> Result<PlanOutcome> {
     use arbor_behaviors::planner::llm::{LlamaGenerator, default_model_path};
     use arbor_behaviors::planner::{PlanRequest, Planner, Sampling};
     let path = args.model.clone().unwrap_or_else(default_model_path);
@@ -155,7 +169,6 @@ pub fn plan(goal: &str, scenario: &Scenario, seed: u64, args: &PlanArgs) -> Resu
         Some(s) => s,
         None => model_prompt_style(&path)?,
     };
-    let mut context = arbor_sim::planning::context(scenario);
     if let Some(db) = &args.memory {
         context.remembered = remembered(db, goal, args.memory_tokens)?;
     }
@@ -173,8 +186,7 @@ pub fn plan(goal: &str, scenario: &Scenario, seed: u64, args: &PlanArgs) -> Resu
             max_tokens: args.max_tokens,
         },
     };
-    let check = arbor_sim::planning::reachability(scenario);
-    Ok(planner.plan(&request, &check)?)
+    Ok(planner.plan(&request, check)?)
 }
 
 #[cfg(not(feature = "llm"))]
@@ -182,5 +194,21 @@ pub fn plan(_goal: &str, _scenario: &Scenario, _seed: u64, _args: &PlanArgs) -> 
     anyhow::bail!(
         "this arbor was built without the LLM planner: build with `cargo build --release --features llm` \
          (compiles llama.cpp; needs cmake and clang, see README), or pass --tree <file>"
+    )
+}
+
+#[cfg(not(feature = "llm"))]
+#[cfg_attr(not(feature = "ros2"), allow(dead_code, reason = "only the ROS 2 node plans in a context"))]
+pub fn plan_in(
+    goal: &str,
+    _context: arbor_behaviors::planner::PlanContext,
+    _check: &(dyn Fn(&arbor_behaviors::Tree) -> Result<(), String> + Sync),
+    seed: u64,
+    args: &PlanArgs,
+) -> Result<PlanOutcome> {
+    let _ = (goal, seed, args);
+    anyhow::bail!(
+        "this arbor was built without the LLM planner: build with `--features llm` to plan from goal \
+         text, or send a tree (YAML or BT.CPP XML) as the goal"
     )
 }

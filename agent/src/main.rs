@@ -55,6 +55,9 @@ enum Command {
         /// Print every ROS parameter with its default, as a params file, and exit.
         #[arg(long)]
         print_params: bool,
+        /// Print the node's topics (parameter, default name, type, direction) as JSON, and exit.
+        #[arg(long)]
+        print_topics: bool,
         #[command(flatten)]
         plan: plan::PlanArgs,
     },
@@ -303,7 +306,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             print!("{}", ros_config::params_file_text("arbor"));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { config, out, plan, print_params: false } => run_node(config, out, plan),
+        Command::Run { print_topics: true, .. } => {
+            println!("{}", serde_json::to_string_pretty(&ros_config::topics_json())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config, out, plan, .. } => run_node(config, out, plan),
         Command::Sim { scenario, tree, goal, seed, out, json, plan, live, perception, fleet, publish_timeout } => {
             let code = sim(scenario, tree, goal, seed, out.clone(), json, &plan, &live, &perception)?;
             if let Some(f) = fleet {
@@ -397,7 +404,6 @@ fn plan_cmd(
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::too_many_arguments, reason = "one CLI command's flags, passed through once")]
 #[cfg(feature = "ros2")]
 fn run_node(config: Option<PathBuf>, out: Option<PathBuf>, plan: plan::PlanArgs) -> Result<ExitCode> {
     ros_node::run(ros_node::RunArgs { config, out, plan, argv: std::env::args().collect() })
@@ -418,6 +424,7 @@ fn run_node(config: Option<PathBuf>, _out: Option<PathBuf>, _plan: plan::PlanArg
     )
 }
 
+#[allow(clippy::too_many_arguments, reason = "one CLI command's flags, passed through once")]
 fn sim(
     scenario_path: PathBuf,
     tree: Option<PathBuf>,

@@ -274,6 +274,32 @@ pub fn params_file_text(node_name: &str) -> String {
     out
 }
 
+/// The node's topics: the parameter that names each, its message type, and the direction
+/// (`in`: the node subscribes; `out`: it publishes). The skill action is a client.
+pub const TOPICS: &[(&str, &str, &str)] = &[
+    ("image_topic", "sensor_msgs/msg/Image", "in"),
+    ("camera_info_topic", "sensor_msgs/msg/CameraInfo", "in"),
+    ("odom_topic", "nav_msgs/msg/Odometry", "in"),
+    ("goal_topic", "std_msgs/msg/String", "in"),
+    ("status_topic", "std_msgs/msg/String", "out"),
+    ("entities_topic", "visualization_msgs/msg/MarkerArray", "out"),
+    ("cmd_vel_topic", "geometry_msgs/msg/Twist", "out"),
+    ("goal_pose_topic", "geometry_msgs/msg/PoseStamped", "out"),
+    ("skill_action", "arbor_msgs/action/ExecuteSkill", "client"),
+];
+
+/// The topic table as JSON (`arbor run --print-topics`), with default names.
+pub fn topics_json() -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = TOPICS
+        .iter()
+        .map(|(param, ty, dir)| {
+            let name = ros_param(param).map(|p| p.default).unwrap_or_default();
+            serde_json::json!({"param": param, "topic": name, "type": ty, "direction": dir})
+        })
+        .collect();
+    serde_json::Value::Array(rows)
+}
+
 pub fn ros_param(name: &str) -> Option<&'static RosParam> {
     ROS_PARAMS.iter().find(|p| p.name == name)
 }
@@ -448,7 +474,7 @@ fn flatten(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
     use super::*;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -514,6 +540,14 @@ mod tests {
         let doc: serde_yaml::Value = serde_yaml::from_str(&params_file_text("arbor")).unwrap();
         assert_eq!(doc["arbor"]["ros__parameters"]["goal_topic"], "arbor/goal");
         assert_eq!(doc["arbor"]["ros__parameters"]["tick_hz"].as_f64(), Some(10.0));
+    }
+
+    #[test]
+    fn every_topic_has_a_parameter() {
+        for (param, ty, _) in TOPICS {
+            let p = ros_param(param).unwrap_or_else(|| panic!("{param}"));
+            assert!(!p.default.is_empty() && ty.contains('/'), "{param}");
+        }
     }
 
     #[test]

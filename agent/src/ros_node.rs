@@ -114,10 +114,10 @@ fn create_context() -> Result<r2r::Context> {
     }
 }
 
-fn now_msg(start: Instant, wall0: std::time::SystemTime) -> r2r::builtin_interfaces::msg::Time {
-    let t = wall0 + start.elapsed();
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    r2r::builtin_interfaces::msg::Time { sec: d.as_secs() as i32, nanosec: d.subsec_nanos() }
+/// A header stamp from the node's ROS clock (simulated time under use_sim_time).
+fn now_msg(clock: &std::sync::Mutex<r2r::Clock>) -> r2r::builtin_interfaces::msg::Time {
+    let d = clock.lock().ok().and_then(|mut c| c.get_now().ok()).unwrap_or_default();
+    r2r::Clock::to_builtin_time(&d)
 }
 
 fn yaw_of(q: &Quaternion) -> f64 {
@@ -141,8 +141,7 @@ struct Outputs {
     cmd_vel: r2r::Publisher<Twist>,
     goal_pose: r2r::Publisher<PoseStamped>,
     map_frame: String,
-    start: Instant,
-    wall0: std::time::SystemTime,
+    clock: Arc<std::sync::Mutex<r2r::Clock>>,
 }
 
 impl Outputs {
@@ -154,7 +153,7 @@ impl Outputs {
     }
     fn goal(&self, x: f64, y: f64, yaw: f64) {
         let msg = PoseStamped {
-            header: Header { stamp: now_msg(self.start, self.wall0), frame_id: self.map_frame.clone() },
+            header: Header { stamp: now_msg(&self.clock), frame_id: self.map_frame.clone() },
             pose: r2r::geometry_msgs::msg::Pose { position: Point { x, y, z: 0.0 }, orientation: quat_of(yaw) },
         };
         if let Err(e) = self.goal_pose.publish(&msg) {
@@ -162,6 +161,9 @@ impl Outputs {
         }
     }
 }
+
+/// What the planner thread sends back: the tree and what to record about the plan.
+type PlanResult = Result<(Tree, serde_json::Value)>;
 
 type RemoteFuture = Pin<Box<dyn Future<Output = SkillStatus>>>;
 
@@ -592,13 +594,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let mut server_wait = Some(r2r::Node::is_available(&client).map_err(|e| anyhow!("{e}"))?.boxed_local());
 
     let start = Instant::now();
-    let out = Rc::new(Outputs {
-        cmd_vel,
-        goal_pose,
-        map_frame: map_frame.clone(),
-        start,
-        wall0: std::time::SystemTime::now(),
-    });
+    let out = Rc::new(Outputs { cmd_vel, goal_pose, map_frame: map_frame.clone(), clock: node.get_ros_clock() });
     let mut robot = RosRobot {
         out: out.clone(),
         client,
@@ -647,7 +643,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     publish_status(&serde_json::json!({"state": "idle", "node": fq_name}));
 
     let mut active: Option<ActiveRun> = None;
-    let mut planning: Option<(String, Receiver<Result<(Tree, serde_json::Value)>>)> = None;
+    let mut planning: Option<(String, Receiver<PlanResult>)> = None;
     let mut n_runs = 0u64;
     let mut pending_tree: Option<(Tree, String, String, Option<serde_json::Value>)> = match &cfg.tree {
         Some(p) => Some((arbor_behaviors::load_tree(p)?, p.display().to_string(), String::new(), None)),
@@ -763,7 +759,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
         if last_markers.elapsed() >= Duration::from_millis(200) || !perceived.is_empty() {
             last_markers = Instant::now();
-            let markers = entity_markers(&memory, &map_frame, now_msg(start, out.wall0));
+            let markers = entity_markers(&memory, &map_frame, now_msg(&out.clock));
             if let Err(e) = markers_pub.publish(&markers) {
                 eprintln!("arbor: publishing entities failed: {e}");
             }

@@ -13,6 +13,7 @@ mod cli_errors;
 mod dataset;
 mod eval;
 mod fleet;
+mod launch_files;
 mod memory;
 mod observability;
 #[cfg(feature = "llm")]

@@ -107,6 +107,7 @@ fn peer(dir: &Path, domain: &str, args: &[&str], timeout_s: u64) -> serde_json::
     let (mut out, mut err) = (String::new(), String::new());
     c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    c.wait().unwrap();
     let line = out.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("peer said nothing: {err}"));
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}\n{err}"))
 }

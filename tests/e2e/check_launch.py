@@ -7,7 +7,6 @@ remappings, and the default of each DeclareLaunchArgument. Prints JSON.
 
 import ast
 import json
-import py_compile
 import sys
 
 
@@ -36,8 +35,9 @@ def kw(call, name):
 def main():
     out = {}
     for path in sys.argv[1:]:
-        py_compile.compile(path, doraise=True)
-        tree = ast.parse(open(path).read(), path)
+        source = open(path).read()
+        compile(source, path, "exec")  # a SyntaxError fails the check (nothing is written)
+        tree = ast.parse(source, path)
         # Variables assigned once (share = FindPackageShare("arbor")): resolve them in paths.
         names = {}
         for n in ast.walk(tree):

@@ -63,63 +63,18 @@ impl GoalSpec {
         fn pick<'a>(rng: &mut Rng, options: &[&'a str]) -> &'a str {
             options[((rng.uniform() * options.len() as f64) as usize).min(options.len() - 1)]
         }
-        const PHOTO: [&str; 10] = [
-            "photograph {p}",
-            "take a picture of {p}",
-            "take a photo of {p}",
-            "snap a photo of {p}",
-            "get a photo of {p}",
-            "get a picture of {p}",
-            "take {p}'s picture",
-            "take a snapshot of {p}",
-            "grab a photo of {p}",
-            "find {p} and take their picture",
-        ];
-        const GO: [&str; 12] = [
-            "go to the {x}",
-            "drive to the {x}",
-            "move to the {x}",
-            "head to the {x}",
-            "head over to the {x}",
-            "navigate to the {x}",
-            "proceed to the {x}",
-            "return to the {x}",
-            "go back to the {x}",
-            "finish in the {x}",
-            "end up in the {x}",
-            "park in the {x}",
-        ];
-        const ATTENDING: [&str; 9] = [
-            "photograph each person who looks at the robot",
-            "take a picture of everyone who is looking at you",
-            "photograph only the people looking at you",
-            "snap a photo of every person facing you, skip the ones looking away",
-            "take photos of the people who look at you and nobody else",
-            "photograph all people who are looking toward the robot",
-            "everyone looking at you gets a photo, the others do not",
-            "take a picture of each attentive person",
-            "photograph the people who face the robot, ignore the rest",
-        ];
         const PREFIX: [&str; 9] =
             ["", "", "please ", "could you ", "can you ", "robot, ", "hey, ", "I'd like you to ", "go ahead and "];
         const SUFFIX: [&str; 8] = ["", "", "", " please", " now", " for me", ", thanks", " when you can"];
-        let core = match self {
-            GoalSpec::PhotographAttending => pick(rng, &ATTENDING).to_string(),
-            GoalSpec::Photograph(p) => pick(rng, &PHOTO).replace("{p}", p),
-            GoalSpec::GoTo(x) => pick(rng, &GO).replace("{x}", x),
-            GoalSpec::PhotographThenGoTo(p, x) => {
-                let photo = pick(rng, &PHOTO).replace("{p}", p);
-                let go = pick(rng, &GO).replace("{x}", x);
-                match (rng.uniform() * 5.0) as u32 {
-                    0 => format!("{photo}, then {go}"),
-                    1 => format!("first {photo}, then {go}"),
-                    2 => format!("{photo} and afterwards {go}"),
-                    3 => format!("{go} after you have photographed {p}"),
-                    _ => format!("{photo}; when that is done, {go}"),
-                }
+        let mut text = String::new();
+        // A composition that happens to contain a held-out wording is drawn again.
+        for _ in 0..64 {
+            let core = self.compose_core(rng);
+            text = format!("{}{core}{}", pick(rng, &PREFIX), pick(rng, &SUFFIX));
+            if !self.contains_heldout_wording(&text) {
+                break;
             }
-        };
-        let mut text = format!("{}{core}{}", pick(rng, &PREFIX), pick(rng, &SUFFIX));
+        }
         // Typos in the wording (never in a name or place: those must stay exact to be solvable).
         if rng.chance(0.2) {
             let keep: Vec<&str> = match self {
@@ -161,80 +116,180 @@ impl GoalSpec {
         text
     }
 
+    /// The goal itself, composed from the phrase bank (no politeness, casing or typos).
+    fn compose_core(&self, rng: &mut Rng) -> String {
+        fn pick<'a>(rng: &mut Rng, options: &[&'a str]) -> &'a str {
+            options[((rng.uniform() * options.len() as f64) as usize).min(options.len() - 1)]
+        }
+        // A phrase bank for the two verbs of these goals, composed from parts: verbs x nouns
+        // x sentence frames. Held-out wordings (`template(.., Heldout)`) are whole sentences
+        // that `compose` never produces (tested); their words do occur here in other
+        // combinations, so the held-out suite measures new sentences, not new words.
+        const PHOTO_VERB: [&str; 8] = ["take", "get", "grab", "snap", "capture", "shoot", "make", "record"];
+        const PHOTO_NOUN: [&str; 9] = [
+            "a photo",
+            "a picture",
+            "a snapshot",
+            "an image",
+            "a shot",
+            "a portrait",
+            "a pic",
+            "a photograph",
+            "a headshot",
+        ];
+        const PHOTO_FRAME: [&str; 14] = [
+            "{v} {n} of {p}",
+            "{v} {n} of {p}",
+            "{v} {n} of {p}",
+            "photograph {p}",
+            "find {p} and {v} {n} of them",
+            "I need {n} of {p}",
+            "I'd like {n} of {p}",
+            "{p} wants {n}",
+            "{p} should get {n} taken",
+            "we need {n} of {p}",
+            "go and {v} {n} of {p}",
+            "{v} {p}'s picture",
+            "picture {p}",
+            "your job: {v} {n} of {p}",
+        ];
+        const GO: [&str; 22] = [
+            "go to the {x}",
+            "drive to the {x}",
+            "move to the {x}",
+            "head to the {x}",
+            "head over to the {x}",
+            "navigate to the {x}",
+            "proceed to the {x}",
+            "return to the {x}",
+            "go back to the {x}",
+            "finish in the {x}",
+            "end up in the {x}",
+            "park in the {x}",
+            "walk to the {x}",
+            "roll over to the {x}",
+            "get yourself to the {x}",
+            "come to the {x}",
+            "travel over to the {x}",
+            "I need you in the {x}",
+            "be in the {x}",
+            "your destination is the {x}",
+            "make it to the {x}",
+            "get over to the {x}",
+        ];
+        const ATTENDING: [&str; 14] = [
+            "photograph each person who looks at the robot",
+            "take a picture of everyone who is looking at you",
+            "photograph only the people looking at you",
+            "snap a photo of every person facing you, skip the ones looking away",
+            "take photos of the people who look at you and nobody else",
+            "photograph all people who are looking toward the robot",
+            "everyone looking at you gets a photo, the others do not",
+            "take a picture of each attentive person",
+            "photograph the people who face the robot, ignore the rest",
+            "{v} {n} of every person who watches you",
+            "{v} {n} of anyone who is paying attention to the robot",
+            "only people who look at you get {n}",
+            "{v} {n} of each person looking your way, nobody else",
+            "whoever is watching the robot: {v} {n} of them",
+        ];
+        let photo_of = |rng: &mut Rng, p: &str| -> String {
+            pick(rng, &PHOTO_FRAME)
+                .replace("{v}", pick(rng, &PHOTO_VERB))
+                .replace("{n}", pick(rng, &PHOTO_NOUN))
+                .replace("{p}", p)
+        };
+        match self {
+            GoalSpec::PhotographAttending => {
+                pick(rng, &ATTENDING).replace("{v}", pick(rng, &PHOTO_VERB)).replace("{n}", pick(rng, &PHOTO_NOUN))
+            }
+            GoalSpec::Photograph(p) => photo_of(rng, p),
+            GoalSpec::GoTo(x) => pick(rng, &GO).replace("{x}", x),
+            GoalSpec::PhotographThenGoTo(p, x) => {
+                let photo = photo_of(rng, p);
+                let go = pick(rng, &GO).replace("{x}", x);
+                match (rng.uniform() * 5.0) as u32 {
+                    0 => format!("{photo}, then {go}"),
+                    1 => format!("first {photo}, then {go}"),
+                    2 => format!("{photo} and afterwards {go}"),
+                    3 => format!("{go} after you have photographed {p}"),
+                    _ => format!("{photo}; when that is done, {go}"),
+                }
+            }
+        }
+    }
+
+    /// Whether `text` contains one of this goal's held-out wordings (case and punctuation aside).
+    fn contains_heldout_wording(&self, text: &str) -> bool {
+        let norm = |t: &str| -> String {
+            t.to_lowercase().chars().filter(|c| c.is_alphanumeric() || *c == ' ').collect::<String>()
+        };
+        let text = norm(text);
+        self.wordings(Split::Heldout).iter().any(|w| text.contains(norm(&self.fill(w)).trim()))
+    }
+
+    fn fill(&self, wording: &str) -> String {
+        match self {
+            GoalSpec::Photograph(p) => wording.replace("{p}", p),
+            GoalSpec::GoTo(x) => wording.replace("{x}", x),
+            GoalSpec::PhotographThenGoTo(p, x) => wording.replace("{p}", p).replace("{x}", x),
+            GoalSpec::PhotographAttending => wording.to_string(),
+        }
+    }
+
     /// One of the fixed wordings of `split`.
     fn template(&self, rng: &mut Rng, split: Split) -> String {
-        let pick = |rng: &mut Rng, options: &[&str]| -> String {
-            let i = (rng.uniform() * options.len() as f64) as usize;
-            options[i.min(options.len() - 1)].to_string()
-        };
+        let options = self.wordings(split);
+        let i = ((rng.uniform() * options.len() as f64) as usize).min(options.len() - 1);
+        self.fill(options[i])
+    }
+
+    /// The fixed wordings of `split` (`{p}` a person, `{x}` a place).
+    fn wordings(&self, split: Split) -> &'static [&'static str] {
         let train = split == Split::Train;
-        match self {
-            GoalSpec::PhotographAttending => pick(
-                rng,
-                if train {
-                    &[
-                        "photograph each person who looks at the robot",
-                        "take a picture of everyone who is looking at you",
-                        "photograph the people who pay attention to the robot, and nobody else",
-                        "snap a photo of every person facing you, skip the ones looking away",
-                        "please take photos of all attentive people",
-                    ]
-                } else {
-                    &[
-                        "capture an image of each person watching you",
-                        "only photograph people who are paying attention to you",
-                        "get pictures of whoever looks your way",
-                    ]
-                },
-            ),
-            GoalSpec::Photograph(p) => pick(
-                rng,
-                if train {
-                    &[
-                        "photograph {p}",
-                        "take a picture of {p}",
-                        "please get a photo of {p}",
-                        "find {p} and take their photo",
-                        "I need a picture of {p}",
-                    ]
-                } else {
-                    &["capture an image of {p}", "could you shoot a portrait of {p}?", "{p} needs a photo taken"]
-                },
-            )
-            .replace("{p}", p),
-            GoalSpec::GoTo(place) => pick(
-                rng,
-                if train {
-                    &[
-                        "go to the {x}",
-                        "drive to the {x}",
-                        "please move to the {x}",
-                        "head over to the {x}",
-                        "navigate to {x}",
-                    ]
-                } else {
-                    &["make your way to the {x}", "travel to the {x} please", "I want you in the {x}"]
-                },
-            )
-            .replace("{x}", place),
-            GoalSpec::PhotographThenGoTo(p, place) => pick(
-                rng,
-                if train {
-                    &[
-                        "photograph {p}, then go to the {x}",
-                        "take a picture of {p} and come back to the {x}",
-                        "find {p}, photograph them, and return to the {x}",
-                        "after you photograph {p}, head to the {x}",
-                    ]
-                } else {
-                    &[
-                        "capture an image of {p}, then make your way to the {x}",
-                        "once {p} is photographed, travel to the {x}",
-                    ]
-                },
-            )
-            .replace("{p}", p)
-            .replace("{x}", place),
+        match (self, train) {
+            (GoalSpec::PhotographAttending, true) => &[
+                "photograph each person who looks at the robot",
+                "take a picture of everyone who is looking at you",
+                "photograph the people who pay attention to the robot, and nobody else",
+                "snap a photo of every person facing you, skip the ones looking away",
+                "please take photos of all attentive people",
+            ],
+            (GoalSpec::PhotographAttending, false) => &[
+                "capture an image of each person watching you",
+                "only photograph people who are paying attention to you",
+                "get pictures of whoever looks your way",
+            ],
+            (GoalSpec::Photograph(_), true) => &[
+                "photograph {p}",
+                "take a picture of {p}",
+                "please get a photo of {p}",
+                "find {p} and take their photo",
+                "I need a picture of {p}",
+            ],
+            (GoalSpec::Photograph(_), false) => {
+                &["capture an image of {p}", "could you shoot a portrait of {p}?", "{p} needs a photo taken"]
+            }
+            (GoalSpec::GoTo(_), true) => &[
+                "go to the {x}",
+                "drive to the {x}",
+                "please move to the {x}",
+                "head over to the {x}",
+                "navigate to {x}",
+            ],
+            (GoalSpec::GoTo(_), false) => {
+                &["make your way to the {x}", "travel to the {x} please", "I want you in the {x}"]
+            }
+            (GoalSpec::PhotographThenGoTo(..), true) => &[
+                "photograph {p}, then go to the {x}",
+                "take a picture of {p} and come back to the {x}",
+                "find {p}, photograph them, and return to the {x}",
+                "after you photograph {p}, head to the {x}",
+            ],
+            (GoalSpec::PhotographThenGoTo(..), false) => &[
+                "capture an image of {p}, then make your way to the {x}",
+                "once {p} is photographed, travel to the {x}",
+            ],
         }
     }
 }
@@ -540,6 +595,30 @@ mod tests {
                 } {
                     assert!(t.to_lowercase().contains(needed), "{t:?} lost {needed}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn composed_phrasings_never_produce_a_held_out_wording() {
+        let norm = |t: &str| -> String {
+            t.to_lowercase().chars().filter(|c| c.is_alphanumeric() || *c == ' ').collect::<String>().trim().to_string()
+        };
+        let specs = [
+            GoalSpec::Photograph("alice".into()),
+            GoalSpec::GoTo("kitchen".into()),
+            GoalSpec::PhotographThenGoTo("alice".into(), "kitchen".into()),
+            GoalSpec::PhotographAttending,
+        ];
+        let mut rng = Rng::seed_from_u64(11);
+        for spec in &specs {
+            let held: std::collections::BTreeSet<String> =
+                (0..400).map(|_| norm(&spec.template(&mut rng, Split::Heldout))).collect();
+            assert!(held.len() >= 2, "{spec:?}");
+            for _ in 0..20_000 {
+                let t = norm(&spec.compose(&mut rng));
+                // Politeness around a held-out core is still that wording.
+                assert!(!held.iter().any(|h| t == *h || t.contains(h.as_str())), "{spec:?}: compose made {t:?}");
             }
         }
     }

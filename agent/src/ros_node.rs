@@ -626,6 +626,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         None
     };
     let mut pipeline: Option<Pipeline> = None;
+    let mut perception_off = false;
     let mut camera_info: Option<CameraInfo> = None;
     let mut frames = 0u64;
     let mut dropped = 0u64;
@@ -694,7 +695,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 
         // Perceive.
         let mut perceived: Vec<Event> = Vec::new();
-        if let (Some(img), Some(pc)) = (frame_msg, &pipeline_cfg) {
+        if let (Some(img), Some(pc), false) = (frame_msg, &pipeline_cfg, perception_off) {
             let pose = robot.pose.unwrap_or_default();
             if pipeline.is_none() {
                 let hfov = match &camera_info {
@@ -704,7 +705,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                     _ => cfg.perception.hfov_deg.to_radians(),
                 };
                 let cam = CameraModel::from_fov(img.width, img.height, hfov, cfg.perception.mount_height_m);
-                pipeline = Some(Pipeline::new(pc.clone(), cam).context("starting the perception pipeline")?);
+                match Pipeline::new(pc.clone(), cam) {
+                    Ok(p) => pipeline = Some(p),
+                    Err(e) => {
+                        // A robot without its detector still runs its trees: say so, go on blind.
+                        let msg = format!("perception disabled: starting the pipeline failed: {e}");
+                        eprintln!("arbor: {msg}");
+                        publish_status(&serde_json::json!({"state": "error", "error": msg}));
+                        perception_off = true;
+                    }
+                }
             }
             let frame = Frame::from_raw(
                 now,
@@ -754,7 +764,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                 }
                 None => dropped += 1,
             }
-        } else if pipeline_cfg.is_none() {
+        } else if pipeline_cfg.is_none() || perception_off {
+            // No camera pipeline: memory still ages (entities told about stay, none in view).
             let _ = memory.update(now, &[]);
         }
         if last_markers.elapsed() >= Duration::from_millis(200) || !perceived.is_empty() {

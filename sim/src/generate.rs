@@ -208,11 +208,15 @@ impl GoalSpec {
             GoalSpec::PhotographThenGoTo(p, x) => {
                 let photo = photo_of(rng, p);
                 let go = pick(rng, &GO).replace("{x}", x);
-                match (rng.uniform() * 5.0) as u32 {
+                match (rng.uniform() * 9.0) as u32 {
                     0 => format!("{photo}, then {go}"),
                     1 => format!("first {photo}, then {go}"),
                     2 => format!("{photo} and afterwards {go}"),
                     3 => format!("{go} after you have photographed {p}"),
+                    4 => format!("{photo} and then {go}"),
+                    5 => format!("{photo}. After that, {go}"),
+                    6 => format!("before you {go}, {photo}"),
+                    7 => format!("{go}, but {photo} first"),
                     _ => format!("{photo}; when that is done, {go}"),
                 }
             }

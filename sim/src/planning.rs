@@ -13,9 +13,22 @@ pub fn context(s: &Scenario) -> PlanContext {
         objects: s.objects.iter().map(|o| o.name.clone()).collect(),
         in_view: Vec::new(),
         recent_events: Vec::new(),
-        remembered: Vec::new(),
+        remembered: remembered_rooms(s),
         examples: Vec::new(),
     }
+}
+
+/// Where the robot last knew each person to be: the room of their pose in the scenario (what a
+/// robot's memory holds about the people it was told of). The scripted expert drives to that
+/// room first, so a planner must be told it to be able to write the same tree.
+fn remembered_rooms(s: &Scenario) -> Vec<String> {
+    s.people
+        .iter()
+        .filter_map(|p| {
+            let room = s.room_at(arbor_perception::Point2::new(p.pose[0], p.pose[1]))?;
+            Some(format!("{} was last seen in the {room}", p.name))
+        })
+        .collect()
 }
 
 /// A check that every `navigate_to` place in a tree can be reached from the robot's start.

@@ -965,9 +965,25 @@ fn plan_context(cfg: &NodeConfig, memory: &WorkingMemory) -> arbor_behaviors::pl
         objects,
         in_view: memory.in_view().map(|e| e.id.to_string()).collect(),
         recent_events: memory.recent_events().map(|e| e.text.clone()).collect(),
-        remembered: Vec::new(),
+        remembered: last_seen(cfg, memory),
         examples: Vec::new(),
     }
+}
+
+/// "alice was last seen in the office": each remembered entity at its nearest configured place,
+/// the same lines the simulator's planner context gives (and the fine-tuned planner learned).
+fn last_seen(cfg: &NodeConfig, memory: &WorkingMemory) -> Vec<String> {
+    memory
+        .entities()
+        .filter_map(|e| {
+            let (place, _) = cfg
+                .places
+                .iter()
+                .map(|(name, p)| (name, e.position.distance(Point2::new(p[0], p[1]))))
+                .min_by(|a, b| a.1.total_cmp(&b.1))?;
+            Some(format!("{} was last seen in the {place}", e.id))
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments, reason = "one call site: the loop's state, passed as it is")]

@@ -63,6 +63,17 @@ pub struct PerceptionArgs {
     pub describe_interval: f64,
 }
 
+/// A perception pipeline file (detector, tracker, attention), or the defaults without one.
+pub fn pipeline_config(path: Option<&std::path::Path>) -> Result<PipelineConfig> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_yaml::from_str::<PipelineConfig>(&text).with_context(|| p.display().to_string())
+        }
+        None => Ok(PipelineConfig::default()),
+    }
+}
+
 impl PerceptionArgs {
     pub fn mode(&self) -> Result<arbor_sim::camera::PerceptionMode> {
         if self.perception != "camera" {
@@ -71,13 +82,7 @@ impl PerceptionArgs {
             }
             return Ok(arbor_sim::camera::PerceptionMode::GroundTruth);
         }
-        let mut cfg = match &self.perception_config {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-                serde_yaml::from_str::<PipelineConfig>(&text).with_context(|| p.display().to_string())?
-            }
-            None => PipelineConfig::default(),
-        };
+        let mut cfg = pipeline_config(self.perception_config.as_deref())?;
         if let Some(t) = self.perception_threads {
             cfg.detector.threads = t;
         }

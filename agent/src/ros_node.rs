@@ -16,7 +16,7 @@
 //! records and exit 0.
 
 use crate::plan::PlanArgs;
-use crate::ros_config::{NodeConfig, ROS_PARAMS, check_ros_args, ros_args};
+use crate::ros_config::{NodeConfig, check_ros_args, ros_args, ros_param};
 use anyhow::{Context as _, Result, anyhow, bail};
 use arbor_behaviors::record::{JsonlSink, RecordOut, Recorder, TickEvent, TickRecord};
 use arbor_behaviors::{
@@ -69,7 +69,7 @@ impl Params<'_> {
     fn text(&self, name: &str) -> String {
         match self.0.get_parameter::<String>(name) {
             Ok(s) => s,
-            Err(_) => ROS_PARAMS.iter().find(|p| p.name == name).map(|p| p.default.to_string()).unwrap_or_default(),
+            Err(_) => ros_param(name).map(|p| p.default.to_string()).unwrap_or_default(),
         }
     }
     fn number(&self, name: &str) -> f64 {
@@ -79,7 +79,7 @@ impl Params<'_> {
         if let Ok(v) = self.0.get_parameter::<i64>(name) {
             return v as f64;
         }
-        ROS_PARAMS.iter().find(|p| p.name == name).and_then(|p| p.default.parse().ok()).unwrap_or(0.0)
+        ros_param(name).and_then(|p| p.default.parse().ok()).unwrap_or(0.0)
     }
 }
 
@@ -613,13 +613,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let library = NodeLibrary::with_skills(&registry);
     let mut memory = WorkingMemory::with_config(&cfg.memory);
     let pipeline_cfg: Option<PipelineConfig> = if cfg.perception.enabled {
-        let mut pc = match &cfg.perception.config {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-                serde_yaml::from_str::<PipelineConfig>(&text).with_context(|| p.display().to_string())?
-            }
-            None => PipelineConfig::default(),
-        };
+        let mut pc = crate::perceive_cmd::pipeline_config(cfg.perception.config.as_deref())?;
         pc.detector.threads = cfg.perception.threads;
         Some(pc)
     } else {

@@ -123,6 +123,9 @@ fn photo(dir: &Path) -> (PathBuf, String) {
 
 const NODE_YAML: &str = "places:\n  kitchen: [2.0, 0.0]\n  hall: [0.0, 0.0]\npeople: [alice]\nout_dir: runs\n";
 
+/// The same node without a camera pipeline (tests that send no images).
+const NODE_YAML_BLIND: &str = "places:\n  kitchen: [2.0, 0.0]\n  hall: [0.0, 0.0]\npeople: [alice]\nperception: {enabled: false}\nout_dir: runs\n";
+
 fn run_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
     v.sort();
@@ -217,11 +220,7 @@ fn node_runs_a_goal_against_rclpy_with_remapping_and_params_file() {
 fn sigint_halts_the_tree_cancels_the_skill_and_finishes_the_records() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("node.yaml"),
-        NODE_YAML.replace("people: [alice]", "people: [alice]\nperception: {enabled: false}"),
-    )
-    .unwrap();
+    std::fs::write(dir.join("node.yaml"), NODE_YAML_BLIND).unwrap();
     // The peer holds `say: hold` until it is cancelled.
     std::fs::write(
         dir.join("goal.yaml"),
@@ -288,11 +287,7 @@ fn bad_params_and_config_are_clear_errors_not_panics() {
 fn a_goal_in_words_is_planned_by_the_llm_and_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("node.yaml"),
-        NODE_YAML.replace("people: [alice]", "people: [alice]\nperception: {enabled: false}"),
-    )
-    .unwrap();
+    std::fs::write(dir.join("node.yaml"), NODE_YAML_BLIND).unwrap();
     std::fs::write(dir.join("goal.txt"), "go to the kitchen and say hello").unwrap();
     let d = domain(4);
     let mut node = arbor_node(dir, &d, &["--config", "node.yaml", "--max-tokens", "320"]);

@@ -133,7 +133,7 @@ def main():
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--batch-tokens", type=int, default=2400, help="most padded tokens per batch (memory)")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: no limit)")
-    ap.add_argument("--max-len", type=int, default=768)
+    ap.add_argument("--max-len", type=int, default=1536, help="longest sequence in tokens (longer ones are cut)")
     ap.add_argument("--outtype", default="q8_0")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on CPU too (only where the CPU has native bf16)")
@@ -158,8 +158,17 @@ def main():
         tok.pad_token = tok.eos_token
     systems = {r["messages"][0]["content"] for r in train_rows if r["messages"][0]["role"] == "system"}
     prompt_style = "compact" if len(systems) == 1 and len(next(iter(systems))) < 200 else "full"
+    # How the dataset was built (arbor dataset build writes it): with retrieved worked examples
+    # in every prompt, the model must plan with them too, from the same bank (train.jsonl).
+    spec_path = os.path.join(a.data, "dataset.json")
+    spec = json.load(open(spec_path)) if os.path.exists(spec_path) else {}
+    prompt_style = spec.get("prompt_style", prompt_style)
+    examples = int(spec.get("examples") or 0)
     train = [encode(tok, r["messages"], a.max_len) for r in train_rows]
     val = [encode(tok, r["messages"], a.max_len) for r in val_rows]
+    cut = sum(1 for ids, _ in train + val if len(ids) >= a.max_len)
+    if cut:
+        print(f"warning: {cut} lines reach --max-len {a.max_len} tokens and were cut (their answers lose their end)", flush=True)
     cfg = LoraConfig(
         r=a.rank,
         lora_alpha=2 * a.rank,
@@ -242,8 +251,14 @@ def main():
         env=env,
     )
     restore_vocab(gguf_out, a.base, a.converter)
+    examples_file = None
+    if examples:
+        examples_file = os.path.basename(gguf_out)[: -len(".gguf")] + ".examples.jsonl"
+        shutil.copyfile(os.path.join(a.data, "train.jsonl"), os.path.join(a.out, examples_file))
     card = {
         "prompt_style": prompt_style,
+        "examples": examples,
+        "examples_file": examples_file,
         "base": os.path.abspath(a.base),
         "data": os.path.abspath(a.data),
         "train_lines": len(train),
@@ -272,7 +287,10 @@ def main():
         f.write("# arbor planner, fine-tuned\n\n")
         f.write(f"LoRA (rank {a.rank}) on `{a.base}` with {len(train)} training lines from `{a.data}`, ")
         f.write(f"{step} steps (batch {a.batch}, lr {a.lr}), merged and converted to GGUF {a.outtype.upper()}.\n")
-        f.write(f"Prompt style: {prompt_style} (arbor reads it from `{os.path.basename(gguf_out)[:-5]}.arbor.json`).\n\n")
+        f.write(f"Prompt style: {prompt_style} (arbor reads it from `{os.path.basename(gguf_out)[:-5]}.arbor.json`).\n")
+        if examples:
+            f.write(f"Plans with {examples} worked example(s) retrieved from `{examples_file}` (its training lines), as trained.\n")
+        f.write("\n")
         f.write("| | |\n|---|---|\n")
         for k, v in card.items():
             f.write(f"| {k} | {v} |\n")

@@ -63,6 +63,11 @@ pub enum DatasetCommand {
         /// sentence; for fine-tuning a model that plans with the compact prompt).
         #[arg(long, default_value = "full")]
         prompt_style: arbor_behaviors::planner::prompt::PromptStyle,
+        /// Begin every prompt with this many worked examples retrieved from the training lines
+        /// (MiniLM, names masked), other wordings of the nearest goals: for training a model
+        /// that plans with retrieved examples (`examples` in its card). 0: none.
+        #[arg(long, default_value_t = 0)]
+        examples: usize,
     },
     /// Write a chat-form JSONL (train.jsonl) as an Alpaca JSON array (instruction/input/output).
     ExportAlpaca {
@@ -83,7 +88,7 @@ pub fn run(cmd: DatasetCommand) -> Result<ExitCode> {
         DatasetCommand::Generate { scenario, episodes, jobs, seed, negatives, llm, output, plan } => {
             generate_cmd(&scenario, episodes, jobs, seed, negatives, llm, &output, &plan)
         }
-        DatasetCommand::Build { runs, output, outcome, val_percent, redact_names, prompt_style } => {
+        DatasetCommand::Build { runs, output, outcome, val_percent, redact_names, prompt_style, examples } => {
             let opts = BuildOptions {
                 outcome,
                 val_percent: val_percent.min(100),
@@ -91,7 +96,7 @@ pub fn run(cmd: DatasetCommand) -> Result<ExitCode> {
                 compact_system: prompt_style == arbor_behaviors::planner::prompt::PromptStyle::Compact,
                 ..BuildOptions::default()
             };
-            build_cmd(&runs, &output, &opts)
+            build_cmd(&runs, &output, &opts, prompt_style, examples)
         }
         DatasetCommand::ExportAlpaca { input, output } => export_alpaca(&input, &output),
         DatasetCommand::ImportAlpaca { input, output } => import_alpaca(&input, &output),
@@ -406,7 +411,13 @@ fn card(built: &dataset::Built, opts: &BuildOptions, inputs: &[PathBuf]) -> Stri
     )
 }
 
-fn build_cmd(inputs: &[PathBuf], output: &Path, opts: &BuildOptions) -> Result<ExitCode> {
+fn build_cmd(
+    inputs: &[PathBuf],
+    output: &Path,
+    opts: &BuildOptions,
+    prompt_style: arbor_behaviors::planner::prompt::PromptStyle,
+    examples: usize,
+) -> Result<ExitCode> {
     let mut dirs = Vec::new();
     for p in inputs {
         crate::runs::find_runs(p, "dataset.jsonl", &mut dirs)?;
@@ -415,12 +426,26 @@ fn build_cmd(inputs: &[PathBuf], output: &Path, opts: &BuildOptions) -> Result<E
         bail!("no run directories (with dataset.jsonl) under {inputs:?}");
     }
     let runs = dirs.iter().map(|d| read_run(d)).collect::<Result<Vec<_>>>()?;
-    let built = dataset::build(runs, opts);
+    let mut built = dataset::build(runs, opts);
+    if examples > 0 {
+        add_examples(&mut built, examples)?;
+    }
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
+    // What the fine-tuning script reads to write the model's card (how the model must be prompted).
+    let spec = serde_json::json!({ "prompt_style": prompt_style, "examples": examples });
+    std::fs::write(output.join("dataset.json"), serde_json::to_string_pretty(&spec)? + "\n")?;
     write_jsonl(&output.join("train.jsonl"), &built.train)?;
     write_jsonl(&output.join("val.jsonl"), &built.val)?;
     write_jsonl(&output.join("preferences.jsonl"), &built.preferences)?;
-    std::fs::write(output.join("README.md"), card(&built, opts, inputs))?;
+    let mut readme = card(&built, opts, inputs);
+    if examples > 0 {
+        readme.push_str(&format!(
+            "\nEvery prompt begins with {examples} worked example(s) (`Example:` / `Goal:` / `Plan:`) retrieved from \
+             `train.jsonl` by goal similarity (MiniLM, names masked), other wordings only: a model trained on this \
+             plans with examples retrieved the same way (`examples` in `dataset.json` and in its card).\n"
+        ));
+    }
+    std::fs::write(output.join("README.md"), readme)?;
     let s = &built.stats;
     println!(
         "read {} runs: {} train, {} val, {} preference pairs ({} duplicates dropped, {} left out by outcome)",
@@ -428,6 +453,29 @@ fn build_cmd(inputs: &[PathBuf], output: &Path, opts: &BuildOptions) -> Result<E
     );
     println!("wrote {}/{{train,val,preferences}}.jsonl and README.md", output.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prepends `n` worked examples to every train and val prompt: the training lines whose goals
+/// are nearest in meaning once names are masked, other wordings only (so that training shows
+/// the model what planning shows it for a wording it never saw: the same task said otherwise).
+fn add_examples(built: &mut dataset::Built, n: usize) -> Result<()> {
+    use arbor_behaviors::planner::prompt::examples_block;
+    let user_and_plan = |l: &dataset::BuiltLine| {
+        let content = |role: &str| l.messages.iter().find(|m| m.role == role).map(|m| m.content.clone());
+        content("user").zip(content("assistant"))
+    };
+    let pairs: Vec<(String, String)> = built.train.iter().filter_map(user_and_plan).collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let mut bank = crate::plan::ExampleBank::new(&pairs)?;
+    for line in built.train.iter_mut().chain(built.val.iter_mut()) {
+        let Some(user) = line.messages.iter_mut().find(|m| m.role == "user") else { continue };
+        let (goal, people, places) = crate::plan::prompt_goal_and_names(&user.content);
+        let examples = bank.nearest(&goal, &people, &places, n, true)?;
+        user.content = format!("{}{}", examples_block(&examples), user.content);
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------

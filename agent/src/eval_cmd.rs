@@ -70,10 +70,14 @@ pub fn eval_cmd(suite_path: &Path, models: &[String], output: &Path, args: &Plan
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
     let mut results = Vec::new();
     for spec in &models {
-        // `<model>+examples`: the same model given retrieved worked examples (--examples).
-        let (model, with_examples) = match spec.strip_suffix("+examples") {
-            Some(m) => (m.to_string(), true),
-            None => (spec.clone(), false),
+        // `<model>+examples`: the same model given retrieved worked examples (--examples);
+        // `<model>+no-examples`: a model trained with retrieved examples, planning without them.
+        let (model, with_examples, no_examples) = if let Some(m) = spec.strip_suffix("+examples") {
+            (m.to_string(), true, false)
+        } else if let Some(m) = spec.strip_suffix("+no-examples") {
+            (m.to_string(), false, true)
+        } else {
+            (spec.clone(), false, false)
         };
         if with_examples && args.examples.is_none() {
             bail!("{spec}: '+examples' needs --examples <train.jsonl>");
@@ -87,11 +91,15 @@ pub fn eval_cmd(suite_path: &Path, models: &[String], output: &Path, args: &Plan
         if with_examples {
             label.push_str("+examples");
         }
+        if no_examples {
+            label.push_str("+no-examples");
+        }
         let mut r = ModelResult { model: label.clone(), ..ModelResult::default() };
         let mut plan_args = args.clone();
         if !with_examples {
             plan_args.examples = None;
         }
+        plan_args.no_examples |= no_examples;
         if model != "expert" {
             plan_args.model = Some(PathBuf::from(model));
         }

@@ -210,7 +210,8 @@ enum Command {
         #[arg(long)]
         suite: PathBuf,
         /// A GGUF model, `<model>+examples` (that model with --examples retrieved as worked
-        /// examples), or `expert` (the scripted expert); repeat for an A/B table.
+        /// examples), `<model>+no-examples` (a model trained with retrieved examples, planning
+        /// without its bank), or `expert` (the scripted expert); repeat for an A/B table.
         #[arg(long = "model-under-test", value_name = "GGUF|expert")]
         models: Vec<String>,
         #[arg(short = 'o', long = "output", default_value = "runs/eval")]

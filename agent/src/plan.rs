@@ -43,35 +43,96 @@ pub struct PlanArgs {
     /// are shown to the model as worked examples (retrieval instead of fine-tuning).
     #[arg(long)]
     pub examples: Option<PathBuf>,
-    /// How many retrieved examples.
-    #[arg(long, default_value_t = 2)]
-    pub num_examples: usize,
+    /// How many retrieved examples [default: 2, or what the model's card says].
+    #[arg(long)]
+    pub num_examples: Option<usize>,
+    /// Plan without the worked examples a fine-tuned model's card asks for (an ablation).
+    #[arg(long)]
+    pub no_examples: bool,
 }
 
-#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "only the LLM planner uses examples"))]
-/// Goals and plans of a dataset, with the goals' embeddings (loaded once per process).
-struct ExampleBank {
+/// Replaces the names of people and places in `text` by "someone" and "the place" (whole
+/// words, any case), so that retrieval compares what a goal asks, not whom or where: "capture an
+/// image of noor, then make your way to the lobby" and "photograph bob, then go to the office"
+/// are then close, "photograph noor" and "go to the lobby" far apart.
+pub fn mask_names(text: &str, people: &[String], places: &[String]) -> String {
+    let mut out = text.to_lowercase();
+    let mut names: Vec<(String, &str)> = people
+        .iter()
+        .map(|p| (p.to_lowercase(), "someone"))
+        .chain(places.iter().map(|p| (p.to_lowercase(), "place")))
+        .filter(|(n, _)| !n.trim().is_empty())
+        .collect();
+    // Longest first: "living room" before "room".
+    names.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    for (name, with) in names {
+        let mut result = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(i) = rest.find(&name) {
+            let before = rest[..i].chars().next_back();
+            let after = rest[i + name.len()..].chars().next();
+            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            result.push_str(&rest[..i]);
+            result.push_str(if word(before) || word(after) { &name } else { with });
+            rest = &rest[i + name.len()..];
+        }
+        result.push_str(rest);
+        out = result;
+    }
+    out
+}
+
+/// The goal, people and places of a planner prompt's user message (the last `Goal:` line: the
+/// worked examples before it have their own).
+pub fn prompt_goal_and_names(user: &str) -> (String, Vec<String>, Vec<String>) {
+    let lines: Vec<&str> = user.lines().collect();
+    let start = lines.iter().rposition(|l| l.starts_with("Goal: ")).unwrap_or(0);
+    let goal = lines.get(start).and_then(|l| l.strip_prefix("Goal: ")).unwrap_or(user).to_string();
+    let names = |prefix: &str| -> Vec<String> {
+        lines[start..]
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|l| l.split(", ").map(str::trim).filter(|n| !n.is_empty() && *n != "none").map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    (goal, names("People: "), names("Places: "))
+}
+
+/// Goals and plans of a dataset with the embeddings of their goals, names masked
+/// ([`mask_names`]): the bank that worked examples are retrieved from.
+pub struct ExampleBank {
     goals: Vec<String>,
+    masked: Vec<String>,
     plans: Vec<String>,
     vectors: Vec<Vec<f32>>,
     model: arbor_memory::MiniLm,
 }
 
-type Banks = std::sync::Mutex<std::collections::BTreeMap<PathBuf, ExampleBank>>;
-#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "only the LLM planner uses examples"))]
-static BANKS: std::sync::OnceLock<Banks> = std::sync::OnceLock::new();
+impl ExampleBank {
+    /// A bank of (user message, plan) pairs, as a dataset's lines hold them.
+    pub fn new(lines: &[(String, String)]) -> Result<Self> {
+        use arbor_memory::Embedder;
+        let (mut goals, mut masked, mut plans) = (Vec::new(), Vec::new(), Vec::new());
+        for (user, plan) in lines {
+            let (goal, people, places) = prompt_goal_and_names(user);
+            masked.push(mask_names(&goal, &people, &places));
+            goals.push(goal);
+            plans.push(plan.clone());
+        }
+        let mut model = arbor_memory::MiniLm::from_models_dir(2)?;
+        let mut vectors = Vec::with_capacity(masked.len());
+        for chunk in masked.chunks(64) {
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            vectors.extend(model.embed(&refs)?);
+        }
+        Ok(ExampleBank { goals, masked, plans, vectors, model })
+    }
 
-#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "only the LLM planner uses examples"))]
-/// The `n` (goal, plan) pairs of the dataset at `path` whose goals are closest in meaning to
-/// `goal` (cosine of MiniLM embeddings), best first; lines with the very same goal are skipped.
-pub fn retrieve_examples(path: &std::path::Path, goal: &str, n: usize) -> Result<Vec<(String, String)>> {
-    use anyhow::Context;
-    use arbor_memory::Embedder;
-    let banks = BANKS.get_or_init(Default::default);
-    let mut banks = banks.lock().map_err(|_| anyhow::anyhow!("example bank lock poisoned"))?;
-    if !banks.contains_key(path) {
+    /// The bank of a dataset file (chat-form JSONL: a user and an assistant message a line).
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        use anyhow::Context;
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let (mut goals, mut plans) = (Vec::new(), Vec::new());
+        let mut lines = Vec::new();
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let v: serde_json::Value =
                 serde_json::from_str(line).with_context(|| format!("{}:{}: not a JSON line", path.display(), i + 1))?;
@@ -83,54 +144,118 @@ pub fn retrieve_examples(path: &std::path::Path, goal: &str, n: usize) -> Result
             let (Some(user), Some(plan)) = (content("user"), content("assistant")) else {
                 anyhow::bail!("{}:{}: needs a user and an assistant message", path.display(), i + 1);
             };
-            let g = user.lines().find_map(|l| l.strip_prefix("Goal: ")).unwrap_or(&user).to_string();
-            goals.push(g);
-            plans.push(plan);
+            lines.push((user, plan));
         }
-        let mut model = arbor_memory::MiniLm::from_models_dir(2)?;
-        let refs: Vec<&str> = goals.iter().map(String::as_str).collect();
-        let vectors = model.embed(&refs)?;
-        banks.insert(path.to_path_buf(), ExampleBank { goals, plans, vectors, model });
+        Self::new(&lines).with_context(|| format!("embedding the goals of {}", path.display()))
     }
-    let bank = banks.get_mut(path).context("example bank")?;
-    let q = bank.model.embed(&[goal])?.pop().unwrap_or_default();
-    let mut scored: Vec<(f32, usize)> = bank
-        .vectors
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| bank.goals[*i] != goal)
-        .map(|(i, v)| (v.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>(), i))
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut out: Vec<(String, String)> = Vec::new();
-    for (_, i) in scored {
-        if out.len() == n {
-            break;
+
+    /// The `n` (goal, plan) pairs whose goals are closest in meaning to `goal` (cosine of the
+    /// name-masked embeddings), best first, one per distinct goal text; the very same goal text
+    /// is skipped. With `other_wordings`, goals worded like this one (the same text once names
+    /// are masked) are skipped too: for training prompts, so that the examples a model learns
+    /// from are what it gets for a new wording at planning time, the same task said otherwise.
+    pub fn nearest(
+        &mut self,
+        goal: &str,
+        people: &[String],
+        places: &[String],
+        n: usize,
+        other_wordings: bool,
+    ) -> Result<Vec<(String, String)>> {
+        use arbor_memory::Embedder;
+        let masked = mask_names(goal, people, places);
+        let q = self.model.embed(&[masked.as_str()])?.pop().unwrap_or_default();
+        let mut scored: Vec<(f32, usize)> = self
+            .vectors
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.goals[*i] != goal && !(other_wordings && self.masked[*i] == masked))
+            .map(|(i, v)| (v.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>(), i))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (_, i) in scored {
+            if out.len() == n {
+                break;
+            }
+            if out.iter().all(|(g, _)| *g != self.goals[i]) {
+                out.push((self.goals[i].clone(), self.plans[i].clone()));
+            }
         }
-        // One example per distinct goal text.
-        if out.iter().all(|(g, _)| *g != bank.goals[i]) {
-            out.push((bank.goals[i].clone(), bank.plans[i].clone()));
-        }
+        Ok(out)
     }
-    Ok(out)
 }
 
-/// The prompt style a model was trained for: `prompt_style` in `<model>.arbor.json` beside the
-/// GGUF file (e.g. `planner.Q8_0.arbor.json`), else the full prompt.
+type Banks = std::sync::Mutex<std::collections::BTreeMap<PathBuf, ExampleBank>>;
+#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "only the LLM planner uses examples"))]
+static BANKS: std::sync::OnceLock<Banks> = std::sync::OnceLock::new();
+
+#[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "only the LLM planner uses examples"))]
+/// The `n` (goal, plan) pairs of the dataset at `path` whose goals are closest in meaning to
+/// `goal` in a context of `people` and `places` ([`ExampleBank::nearest`]); each file is loaded
+/// and embedded once per process.
+pub fn retrieve_examples(
+    path: &std::path::Path,
+    goal: &str,
+    people: &[String],
+    places: &[String],
+    n: usize,
+) -> Result<Vec<(String, String)>> {
+    use anyhow::Context;
+    let banks = BANKS.get_or_init(Default::default);
+    let mut banks = banks.lock().map_err(|_| anyhow::anyhow!("example bank lock poisoned"))?;
+    if !banks.contains_key(path) {
+        banks.insert(path.to_path_buf(), ExampleBank::load(path)?);
+    }
+    banks.get_mut(path).context("example bank")?.nearest(goal, people, places, n, false)
+}
+
+/// What a fine-tuned model's card (`<model>.arbor.json` beside the GGUF file, written by
+/// `agent/learn/finetune.py`) tells the planner: the prompt style it was trained with, and
+/// whether it was trained with retrieved worked examples (how many, and the bank to retrieve
+/// them from, a path relative to the card).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelCard {
+    pub prompt_style: arbor_behaviors::planner::prompt::PromptStyle,
+    pub examples: Option<(PathBuf, usize)>,
+}
+
+/// The card of `model` ([`ModelCard`]); a model without one gets the full prompt and no examples.
 #[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "only the LLM planner reads model cards"))]
-pub fn model_prompt_style(model: &std::path::Path) -> Result<arbor_behaviors::planner::prompt::PromptStyle> {
+pub fn model_card(model: &std::path::Path) -> Result<ModelCard> {
     use anyhow::Context;
     let card = model.with_extension("arbor.json");
     if !card.is_file() {
-        return Ok(Default::default());
+        return Ok(ModelCard::default());
     }
     let text = std::fs::read_to_string(&card).with_context(|| format!("reading {}", card.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", card.display()))?;
-    match v.get("prompt_style") {
-        None => Ok(Default::default()),
+    let prompt_style = match v.get("prompt_style") {
+        None => Default::default(),
         Some(s) => serde_json::from_value(s.clone())
-            .with_context(|| format!("{}: prompt_style must be \"full\" or \"compact\"", card.display())),
-    }
+            .with_context(|| format!("{}: prompt_style must be \"full\" or \"compact\"", card.display()))?,
+    };
+    let n = match v.get("examples") {
+        None | Some(serde_json::Value::Null) => 0,
+        Some(n) => n
+            .as_u64()
+            .with_context(|| format!("{}: examples must be a count of worked examples", card.display()))?
+            as usize,
+    };
+    let examples = if n == 0 {
+        None
+    } else {
+        let file = v
+            .get("examples_file")
+            .and_then(|f| f.as_str())
+            .with_context(|| format!("{}: examples: {n} needs examples_file (the bank)", card.display()))?;
+        let path = card.parent().unwrap_or(std::path::Path::new(".")).join(file);
+        if !path.is_file() {
+            anyhow::bail!("{}: examples_file {} does not exist", card.display(), path.display());
+        }
+        Some((path, n))
+    };
+    Ok(ModelCard { prompt_style, examples })
 }
 
 /// Lines memory retrieves for `goal`, fitted into `budget` tokens (time order).
@@ -165,15 +290,19 @@ pub fn plan_in(
     let mut planner = Planner::new(generator, arbor_sim::registry());
     planner.max_attempts = args.attempts.max(1);
     planner.prompt_budget_chars = arbor_sim::runner::PLAN_PROMPT_BUDGET;
-    planner.prompt_style = match args.prompt_style {
-        Some(s) => s,
-        None => model_prompt_style(&path)?,
-    };
+    let card = model_card(&path)?;
+    planner.prompt_style = args.prompt_style.unwrap_or(card.prompt_style);
     if let Some(db) = &args.memory {
         context.remembered = remembered(db, goal, args.memory_tokens)?;
     }
-    if let Some(ex) = &args.examples {
-        context.examples = retrieve_examples(ex, goal, args.num_examples)?;
+    // Worked examples: from --examples, else from the bank the model was trained with.
+    let bank = match (&args.examples, card.examples) {
+        (Some(file), _) => Some((file.clone(), args.num_examples.unwrap_or(2))),
+        (None, Some((file, n))) if !args.no_examples => Some((file, args.num_examples.unwrap_or(n))),
+        _ => None,
+    };
+    if let Some((file, n)) = bank {
+        context.examples = retrieve_examples(&file, goal, &context.people, &context.places, n)?;
     }
     let request = PlanRequest {
         goal: goal.to_string(),

@@ -131,16 +131,7 @@ pub fn user_prompt(goal: &str, cx: &PlanContext, budget_chars: usize) -> String 
     let places = list(&cx.places, &mut budget);
     let people = list(&cx.people, &mut budget);
     let objects = list(&cx.objects, &mut budget);
-    let mut s = String::new();
-    let mut ex_budget = EXAMPLES_BUDGET_CHARS;
-    for (g, p) in &cx.examples {
-        let cost = g.len() + p.len() + 20;
-        if cost > ex_budget {
-            continue;
-        }
-        ex_budget -= cost;
-        s.push_str(&format!("Example:\nGoal: {g}\nPlan: {p}\n\n"));
-    }
+    let mut s = examples_block(&cx.examples);
     s.push_str(&format!("Goal: {goal}\nPlaces: {places}\nPeople: {people}\nObjects: {objects}\n"));
     if !cx.in_view.is_empty() {
         s.push_str(&format!("In view: {}\n", list(&cx.in_view, &mut budget)));
@@ -149,6 +140,24 @@ pub fn user_prompt(goal: &str, cx: &PlanContext, budget_chars: usize) -> String 
         bulleted(&mut s, title, lines, &mut budget);
     }
     s.push_str("Plan:");
+    s
+}
+
+/// The worked examples as the user message begins with them ("Example:\nGoal: ..\nPlan: ..\n\n"
+/// each), within [`EXAMPLES_BUDGET_CHARS`]; an example that does not fit is left out. The
+/// dataset builder writes training prompts with examples through this too, so a model trained
+/// with retrieved examples sees them at planning time in the very same form.
+pub fn examples_block(examples: &[(String, String)]) -> String {
+    let mut s = String::new();
+    let mut budget = EXAMPLES_BUDGET_CHARS;
+    for (g, p) in examples {
+        let cost = g.len() + p.len() + 20;
+        if cost > budget {
+            continue;
+        }
+        budget -= cost;
+        s.push_str(&format!("Example:\nGoal: {g}\nPlan: {p}\n\n"));
+    }
     s
 }
 

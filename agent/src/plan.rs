@@ -64,7 +64,7 @@ pub fn mask_names(text: &str, people: &[String], places: &[String]) -> String {
         .filter(|(n, _)| !n.trim().is_empty())
         .collect();
     // Longest first: "living room" before "room".
-    names.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    names.sort_by_key(|n| std::cmp::Reverse(n.0.len()));
     for (name, with) in names {
         let mut result = String::with_capacity(out.len());
         let mut rest = out.as_str();
@@ -92,7 +92,9 @@ pub fn prompt_goal_and_names(user: &str) -> (String, Vec<String>, Vec<String>) {
         lines[start..]
             .iter()
             .find_map(|l| l.strip_prefix(prefix))
-            .map(|l| l.split(", ").map(str::trim).filter(|n| !n.is_empty() && *n != "none").map(str::to_string).collect())
+            .map(|l| {
+                l.split(", ").map(str::trim).filter(|n| !n.is_empty() && *n != "none").map(str::to_string).collect()
+            })
             .unwrap_or_default()
     };
     (goal, names("People: "), names("Places: "))
@@ -237,10 +239,10 @@ pub fn model_card(model: &std::path::Path) -> Result<ModelCard> {
     };
     let n = match v.get("examples") {
         None | Some(serde_json::Value::Null) => 0,
-        Some(n) => n
-            .as_u64()
-            .with_context(|| format!("{}: examples must be a count of worked examples", card.display()))?
-            as usize,
+        Some(n) => {
+            n.as_u64().with_context(|| format!("{}: examples must be a count of worked examples", card.display()))?
+                as usize
+        }
     };
     let examples = if n == 0 {
         None
@@ -340,4 +342,63 @@ pub fn plan_in(
         "this arbor was built without the LLM planner: build with `--features llm` to plan from goal \
          text, or send a tree (YAML or BT.CPP XML) as the goal"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn names_are_masked_as_whole_words_in_any_case() {
+        let people = names(&["noor", "al"]);
+        let places = names(&["living room", "lobby"]);
+        assert_eq!(
+            mask_names("Capture an image of Noor, then make your way to the lobby", &people, &places),
+            "capture an image of someone, then make your way to the place"
+        );
+        // "al" inside "all", "lobby" inside "lobbyist": not names.
+        assert_eq!(mask_names("photograph all of them", &people, &places), "photograph all of them");
+        assert_eq!(mask_names("ask the lobbyist", &people, &places), "ask the lobbyist");
+        assert_eq!(mask_names("go to the living room.", &people, &places), "go to the place.");
+    }
+
+    #[test]
+    fn the_goal_and_names_of_a_prompt_are_read_after_its_examples() {
+        let user = "Example:\nGoal: photograph bob\nPlan: capture_photo(entity=bob)\n\n\
+                    Goal: go to the lobby\nPlaces: lobby, office\nPeople: noor\nObjects: none\nPlan:";
+        let (goal, people, places) = prompt_goal_and_names(user);
+        assert_eq!(goal, "go to the lobby");
+        assert_eq!(people, names(&["noor"]));
+        assert_eq!(places, names(&["lobby", "office"]));
+        let (goal, people, _) = prompt_goal_and_names("Goal: wait\nPlaces: none\nPeople: none\nPlan:");
+        assert_eq!((goal.as_str(), people.len()), ("wait", 0));
+    }
+
+    #[test]
+    fn model_cards_name_their_style_and_example_bank_or_say_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("planner.Q8_0.gguf");
+        assert_eq!(model_card(&model).ok(), Some(ModelCard::default()));
+        let card = dir.path().join("planner.Q8_0.arbor.json");
+        let write = |s: &str| std::fs::write(&card, s).unwrap();
+        write(r#"{"prompt_style": "compact", "examples": 1, "examples_file": "planner.Q8_0.examples.jsonl"}"#);
+        let err = model_card(&model).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("planner.Q8_0.examples.jsonl does not exist"), "{err}");
+        std::fs::write(dir.path().join("planner.Q8_0.examples.jsonl"), "").unwrap();
+        let c = model_card(&model).unwrap();
+        assert_eq!(c.prompt_style, arbor_behaviors::planner::prompt::PromptStyle::Compact);
+        assert_eq!(c.examples, Some((dir.path().join("planner.Q8_0.examples.jsonl"), 1)));
+        write(r#"{"prompt_style": "compact", "examples": 0, "examples_file": null}"#);
+        assert_eq!(model_card(&model).ok().and_then(|c| c.examples), None);
+        write(r#"{"prompt_style": "tiny"}"#);
+        assert!(model_card(&model).is_err());
+        write(r#"{"examples": 2}"#);
+        let err = model_card(&model).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("examples_file"), "{err}");
+    }
 }

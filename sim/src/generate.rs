@@ -628,6 +628,29 @@ mod tests {
     }
 
     #[test]
+    fn the_planners_grammar_can_write_every_expert_tree() {
+        // What the planner decodes under (its default grammar for the episode's names) must be
+        // able to write what the dataset teaches, for every goal family and both splits.
+        use arbor_behaviors::planner::{format, gbnf::Grammar, grammar, repair::vocabulary};
+        let b = base();
+        let registry = crate::registry();
+        let lib = arbor_behaviors::NodeLibrary::with_skills(&registry);
+        let mut families = std::collections::BTreeSet::new();
+        for split in [Split::Train, Split::Heldout] {
+            for i in 0..40 {
+                let ep = episode_in(&b, 3, i, split).unwrap();
+                families.insert(format!("{:?}", std::mem::discriminant(&ep.goal)));
+                let cx = crate::planning::context(&ep.scenario);
+                let g = grammar::generate(&registry, &vocabulary(&cx), &grammar::GrammarOptions::default());
+                let g = Grammar::parse(&g).unwrap();
+                let text = format::render(&expert(&ep), &lib).unwrap();
+                assert!(g.accepts(&text), "{:?}: the grammar cannot write the expert's tree {text}", ep.goal);
+            }
+        }
+        assert_eq!(families.len(), 4, "every goal family drawn");
+    }
+
+    #[test]
     fn expert_trees_check_against_the_episode() {
         let b = base();
         let lib = arbor_behaviors::NodeLibrary::with_skills(&crate::registry());

@@ -105,6 +105,52 @@ fn generate_then_build_gives_schema_valid_lines_and_preference_pairs() {
         }
     }
 
+    // Retrieved worked examples in every prompt (--examples 1): the nearest other wording of a
+    // training goal, with its plan, before the prompt the plain build has.
+    let ex = dir.path().join("ex");
+    let o = arbor(&["dataset", "build", g, "-o", ex.to_str().unwrap(), "--prompt-style", "compact", "--examples", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ex.join("dataset.json")).unwrap()).unwrap();
+    assert_eq!(spec, serde_json::json!({"prompt_style": "compact", "examples": 1}));
+    let plain = dir.path().join("plain");
+    assert!(arbor(&["dataset", "build", g, "-o", plain.to_str().unwrap()]).status.success());
+    let by_run = |v: Vec<serde_json::Value>| -> std::collections::BTreeMap<String, String> {
+        v.into_iter()
+            .map(|l| {
+                (
+                    l["metadata"]["run_dir"].as_str().unwrap().to_string(),
+                    l["messages"][1]["content"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let plain_users =
+        by_run(lines(&plain.join("train.jsonl")).into_iter().chain(lines(&plain.join("val.jsonl"))).collect());
+    let ex_train = lines(&ex.join("train.jsonl"));
+    let pairs: BTreeSet<(String, String)> = ex_train
+        .iter()
+        .map(|l| {
+            let user = l["messages"][1]["content"].as_str().unwrap();
+            let goal = user.lines().rev().find_map(|x| x.strip_prefix("Goal: ")).unwrap().to_string();
+            (goal, l["messages"][2]["content"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let ex_users = by_run(ex_train.into_iter().chain(lines(&ex.join("val.jsonl"))).collect());
+    assert_eq!(ex_users.len(), plain_users.len());
+    for (run, user) in &ex_users {
+        let rest = &plain_users[run];
+        let head =
+            user.strip_suffix(rest.as_str()).unwrap_or_else(|| panic!("{user}\n-- does not end with --\n{rest}"));
+        let mut it = head.lines();
+        assert_eq!(it.next(), Some("Example:"), "{head}");
+        let g = it.next().and_then(|l| l.strip_prefix("Goal: ")).unwrap_or_else(|| panic!("{head}"));
+        let p = it.next().and_then(|l| l.strip_prefix("Plan: ")).unwrap_or_else(|| panic!("{head}"));
+        assert!(pairs.contains(&(g.to_string(), p.to_string())), "example not a training line: {g} / {p}");
+        let goal = rest.lines().next().unwrap().strip_prefix("Goal: ").unwrap();
+        assert_ne!(g, goal, "a line is its own example");
+    }
+
     // Alpaca out and back in.
     let alpaca = dir.path().join("alpaca.json");
     let o =

@@ -51,7 +51,7 @@ pub struct PlanArgs {
     pub no_examples: bool,
 }
 
-/// Replaces the names of people and places in `text` by "someone" and "the place" (whole
+/// Replaces the names of people and places in `text` by "someone" and "place" (whole
 /// words, any case), so that retrieval compares what a goal asks, not whom or where: "capture an
 /// image of noor, then make your way to the lobby" and "photograph bob, then go to the office"
 /// are then close, "photograph noor" and "go to the lobby" far apart.

@@ -470,32 +470,12 @@ fn add_examples(built: &mut dataset::Built, n: usize) -> Result<()> {
     }
     let mut bank = crate::plan::ExampleBank::new(&pairs)?;
     for line in built.train.iter_mut().chain(built.val.iter_mut()) {
-        let answer = line.messages.iter().find(|m| m.role == "assistant").map(|m| m.content.clone());
         let Some(user) = line.messages.iter_mut().find(|m| m.role == "user") else { continue };
         let (goal, people, places) = crate::plan::prompt_goal_and_names(&user.content);
-        let mut examples = bank.nearest(&goal, &people, &places, n + EXAMPLE_CANDIDATES, true)?;
-        prefer_other_places(&mut examples, answer.as_deref().unwrap_or_default(), &places);
-        examples.truncate(n);
+        let examples = bank.nearest(&goal, &people, &places, n, true)?;
         user.content = format!("{}{}", examples_block(&examples), user.content);
     }
     Ok(())
-}
-
-/// How many more of the nearest training lines than asked for [`add_examples`] considers.
-const EXAMPLE_CANDIDATES: usize = 8;
-
-/// Reorders retrieved `examples` (nearest first) so that those whose plans go to none of the
-/// places `answer` (the line's own plan) goes to come first, nearest first within each group.
-/// A model trained on an example that went to the right room learns to copy the example's room
-/// (measured: 3 of the 5 held-out failures of the first retrieval-trained model did); with the
-/// example's rooms never the answer's, the only way to the right room is the prompt's own
-/// context (`Remembered: ... was last seen in ...`, or the goal). Places are the line's `Places:`.
-fn prefer_other_places(examples: &mut [(String, String)], answer: &str, places: &[String]) {
-    let words = |s: &str| -> Vec<String> {
-        s.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).map(str::to_string).collect()
-    };
-    let used: Vec<String> = words(answer).into_iter().filter(|w| places.contains(w)).collect();
-    examples.sort_by_key(|(_, plan)| words(plan).iter().any(|w| used.contains(w)));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -555,37 +535,4 @@ fn import_alpaca(input: &Path, output: &Path) -> Result<ExitCode> {
     write_jsonl(output, &lines)?;
     println!("wrote {} ({} lines)", output.display(), lines.len());
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ex(goal: &str, plan: &str) -> (String, String) {
-        (goal.to_string(), plan.to_string())
-    }
-
-    #[test]
-    fn examples_that_go_where_the_answer_goes_come_last() {
-        let places: Vec<String> = ["lobby", "kitchen", "office"].map(String::from).to_vec();
-        let answer = "sequence(navigate_to(place=\"office\"), photograph(person=\"sven\"))";
-        let mut examples = vec![
-            ex("sybil needs a photo", "sequence(navigate_to(place=\"office\"), photograph(person=\"sybil\"))"),
-            ex("take a photo of ann", "photograph(person=\"ann\")"),
-            ex("photo of bo", "sequence(navigate_to(place=\"kitchen\"), photograph(person=\"bo\"))"),
-            ex("office worker", "sequence(navigate_to(place=\"office_2\"), photograph(person=\"x\"))"),
-        ];
-        prefer_other_places(&mut examples, answer, &places);
-        let goals: Vec<&str> = examples.iter().map(|(g, _)| g.as_str()).collect();
-        // Nearest first among those that do not go to the office ("office_2" is another place).
-        assert_eq!(goals, ["take a photo of ann", "photo of bo", "office worker", "sybil needs a photo"]);
-    }
-
-    #[test]
-    fn an_answer_that_goes_nowhere_keeps_the_nearest_first() {
-        let places: Vec<String> = ["lobby", "kitchen"].map(String::from).to_vec();
-        let mut examples = vec![ex("a", "navigate_to(place=\"lobby\")"), ex("b", "photograph(person=\"x\")")];
-        prefer_other_places(&mut examples, "photograph(person=\"y\")", &places);
-        assert_eq!(examples[0].0, "a");
-    }
 }

@@ -1,7 +1,7 @@
 //! The planner in the CLI: `arbor plan` and `arbor sim --goal` (feature `llm`).
 
 use anyhow::Result;
-use arbor_behaviors::planner::PlanOutcome;
+use arbor_behaviors::planner::{PlanOutcome, WorkedExample};
 use arbor_sim::Scenario;
 use std::path::PathBuf;
 
@@ -71,15 +71,51 @@ pub fn mask_names(text: &str, people: &[String], places: &[String]) -> String {
         while let Some(i) = rest.find(&name) {
             let before = rest[..i].chars().next_back();
             let after = rest[i + name.len()..].chars().next();
-            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
             result.push_str(&rest[..i]);
-            result.push_str(if word(before) || word(after) { &name } else { with });
+            result.push_str(if is_word_char(before) || is_word_char(after) { &name } else { with });
             rest = &rest[i + name.len()..];
         }
         result.push_str(rest);
         out = result;
     }
     out
+}
+
+fn is_word_char(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// Whether `text` names `name` as a whole word (any case).
+fn names_word(text: &str, name: &str) -> bool {
+    let (text, name) = (text.to_lowercase(), name.to_lowercase());
+    if name.trim().is_empty() {
+        return false;
+    }
+    text.match_indices(&name).any(|(i, _)| {
+        !is_word_char(text[..i].chars().next_back()) && !is_word_char(text[i + name.len()..].chars().next())
+    })
+}
+
+/// The `Remembered:` lines of a planner prompt's user message (after its last `Goal:` line)
+/// that name one of the people its goal names: what a worked example shows beside its plan
+/// ("noor was last seen in the lobby"), so that the example teaches where to look for someone,
+/// not one room.
+pub fn prompt_remembered_about_goal(user: &str) -> Vec<String> {
+    let (goal, people, _) = prompt_goal_and_names(user);
+    let named: Vec<&String> = people.iter().filter(|p| names_word(&goal, p)).collect();
+    if named.is_empty() {
+        return Vec::new();
+    }
+    let lines: Vec<&str> = user.lines().collect();
+    let start = lines.iter().rposition(|l| l.starts_with("Goal: ")).unwrap_or(0);
+    lines[start..]
+        .iter()
+        .skip_while(|l| **l != "Remembered:")
+        .skip(1)
+        .map_while(|l| l.strip_prefix("- "))
+        .filter(|l| named.iter().any(|p| names_word(l, p)))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The goal, people and places of a planner prompt's user message (the last `Goal:` line: the
@@ -105,6 +141,7 @@ pub fn prompt_goal_and_names(user: &str) -> (String, Vec<String>, Vec<String>) {
 pub struct ExampleBank {
     goals: Vec<String>,
     masked: Vec<String>,
+    remembered: Vec<Vec<String>>,
     plans: Vec<String>,
     vectors: Vec<Vec<f32>>,
     model: arbor_memory::MiniLm,
@@ -114,10 +151,11 @@ impl ExampleBank {
     /// A bank of (user message, plan) pairs, as a dataset's lines hold them.
     pub fn new(lines: &[(String, String)]) -> Result<Self> {
         use arbor_memory::Embedder;
-        let (mut goals, mut masked, mut plans) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut goals, mut masked, mut remembered, mut plans) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (user, plan) in lines {
             let (goal, people, places) = prompt_goal_and_names(user);
             masked.push(mask_names(&goal, &people, &places));
+            remembered.push(prompt_remembered_about_goal(user));
             goals.push(goal);
             plans.push(plan.clone());
         }
@@ -127,7 +165,7 @@ impl ExampleBank {
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
             vectors.extend(model.embed(&refs)?);
         }
-        Ok(ExampleBank { goals, masked, plans, vectors, model })
+        Ok(ExampleBank { goals, masked, remembered, plans, vectors, model })
     }
 
     /// The bank of a dataset file (chat-form JSONL: a user and an assistant message a line).
@@ -151,8 +189,8 @@ impl ExampleBank {
         Self::new(&lines).with_context(|| format!("embedding the goals of {}", path.display()))
     }
 
-    /// The `n` (goal, plan) pairs whose goals are closest in meaning to `goal` (cosine of the
-    /// name-masked embeddings), best first, one per distinct goal text; the very same goal text
+    /// The `n` worked examples (goal, what was remembered about its people, plan) whose goals are
+    /// closest in meaning to `goal` (cosine of the name-masked embeddings), best first, one per distinct goal text; the very same goal text
     /// is skipped. With `other_wordings`, goals worded like this one (the same text once names
     /// are masked) are skipped too: for training prompts, so that the examples a model learns
     /// from are what it gets for a new wording at planning time, the same task said otherwise.
@@ -163,7 +201,7 @@ impl ExampleBank {
         places: &[String],
         n: usize,
         other_wordings: bool,
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<Vec<WorkedExample>> {
         use arbor_memory::Embedder;
         let masked = mask_names(goal, people, places);
         let q = self.model.embed(&[masked.as_str()])?.pop().unwrap_or_default();
@@ -175,13 +213,17 @@ impl ExampleBank {
             .map(|(i, v)| (v.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>(), i))
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut out: Vec<(String, String)> = Vec::new();
+        let mut out: Vec<WorkedExample> = Vec::new();
         for (_, i) in scored {
             if out.len() == n {
                 break;
             }
-            if out.iter().all(|(g, _)| *g != self.goals[i]) {
-                out.push((self.goals[i].clone(), self.plans[i].clone()));
+            if out.iter().all(|e| e.goal != self.goals[i]) {
+                out.push(WorkedExample {
+                    goal: self.goals[i].clone(),
+                    remembered: self.remembered[i].clone(),
+                    plan: self.plans[i].clone(),
+                });
             }
         }
         Ok(out)
@@ -193,7 +235,7 @@ type Banks = std::sync::Mutex<std::collections::BTreeMap<PathBuf, ExampleBank>>;
 static BANKS: std::sync::OnceLock<Banks> = std::sync::OnceLock::new();
 
 #[cfg_attr(not(feature = "llm"), allow(dead_code, reason = "only the LLM planner uses examples"))]
-/// The `n` (goal, plan) pairs of the dataset at `path` whose goals are closest in meaning to
+/// The `n` worked examples of the dataset at `path` whose goals are closest in meaning to
 /// `goal` in a context of `people` and `places` ([`ExampleBank::nearest`]); each file is loaded
 /// and embedded once per process.
 pub fn retrieve_examples(
@@ -202,7 +244,7 @@ pub fn retrieve_examples(
     people: &[String],
     places: &[String],
     n: usize,
-) -> Result<Vec<(String, String)>> {
+) -> Result<Vec<WorkedExample>> {
     use anyhow::Context;
     let banks = BANKS.get_or_init(Default::default);
     let mut banks = banks.lock().map_err(|_| anyhow::anyhow!("example bank lock poisoned"))?;
@@ -365,6 +407,20 @@ mod tests {
         assert_eq!(mask_names("photograph all of them", &people, &places), "photograph all of them");
         assert_eq!(mask_names("ask the lobbyist", &people, &places), "ask the lobbyist");
         assert_eq!(mask_names("go to the living room.", &people, &places), "go to the place.");
+    }
+
+    #[test]
+    fn an_example_keeps_what_was_remembered_about_the_people_its_goal_names() {
+        let user = "Example:\nGoal: photograph bob\nRemembered:\n- bob was last seen in the office\nPlan: x\n\n\
+                    Goal: Could you photograph Noor?\nPlaces: lobby, office\nPeople: noor, al, bob\nObjects: none\n\
+                    Remembered:\n- al was last seen in the office\n- noor was last seen in the lobby\n\
+                    - bob was last seen in the office\nPlan:";
+        assert_eq!(prompt_remembered_about_goal(user), names(&["noor was last seen in the lobby"]));
+        // A goal that names nobody ("all" is not "al") shows nothing remembered.
+        let user = "Goal: photograph all of them\nPlaces: lobby\nPeople: al\nObjects: none\n\
+                    Remembered:\n- al was last seen in the lobby\nPlan:";
+        assert!(prompt_remembered_about_goal(user).is_empty());
+        assert!(names_word("Photograph Noor, then", "noor") && !names_word("noora", "noor"));
     }
 
     #[test]

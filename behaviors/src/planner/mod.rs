@@ -16,7 +16,7 @@ pub mod llm;
 pub mod prompt;
 pub mod repair;
 
-pub use prompt::{ChatPrompt, PlanContext};
+pub use prompt::{ChatPrompt, PlanContext, WorkedExample};
 pub use repair::{
     Generation, Generator, PlanError, PlanFigures, PlanOutcome, PlanRecord, PlanRequest, PlanTiming, Planner, Sampling,
 };

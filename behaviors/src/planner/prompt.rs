@@ -18,10 +18,26 @@ pub struct PlanContext {
     /// already fitted to a token budget by the memory's context builder.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remembered: Vec<String>,
-    /// Worked examples (goal, plan) shown before the goal, e.g. retrieved from a dataset by goal
-    /// similarity; they have their own budget ([`EXAMPLES_BUDGET_CHARS`]).
+    /// Worked examples shown before the goal, e.g. retrieved from a dataset by goal similarity;
+    /// they have their own budget ([`EXAMPLES_BUDGET_CHARS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub examples: Vec<(String, String)>,
+    pub examples: Vec<WorkedExample>,
+}
+
+/// One worked example: a goal, what memory knew then about the people its goal names (so that
+/// the example shows why its plan goes where it goes, not only where), and the plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkedExample {
+    pub goal: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remembered: Vec<String>,
+    pub plan: String,
+}
+
+impl WorkedExample {
+    pub fn new(goal: impl Into<String>, plan: impl Into<String>) -> Self {
+        WorkedExample { goal: goal.into(), remembered: Vec::new(), plan: plan.into() }
+    }
 }
 
 /// Characters of worked examples a prompt may carry (about 800 tokens).
@@ -143,20 +159,28 @@ pub fn user_prompt(goal: &str, cx: &PlanContext, budget_chars: usize) -> String 
     s
 }
 
-/// The worked examples as the user message begins with them ("Example:\nGoal: ..\nPlan: ..\n\n"
-/// each), within [`EXAMPLES_BUDGET_CHARS`]; an example that does not fit is left out. The
-/// dataset builder writes training prompts with examples through this too, so a model trained
-/// with retrieved examples sees them at planning time in the very same form.
-pub fn examples_block(examples: &[(String, String)]) -> String {
+/// The worked examples as the user message begins with them ("Example:\nGoal: ..\n" then its
+/// "Remembered:\n- .." lines when it has any, then "Plan: ..\n\n", each), within
+/// [`EXAMPLES_BUDGET_CHARS`]; an example that does not fit is left out. The dataset builder
+/// writes training prompts with examples through this too, so a model trained with retrieved
+/// examples sees them at planning time in the very same form.
+pub fn examples_block(examples: &[WorkedExample]) -> String {
     let mut s = String::new();
     let mut budget = EXAMPLES_BUDGET_CHARS;
-    for (g, p) in examples {
-        let cost = g.len() + p.len() + 20;
-        if cost > budget {
+    for e in examples {
+        let mut block = format!("Example:\nGoal: {}\n", e.goal);
+        if !e.remembered.is_empty() {
+            block.push_str("Remembered:\n");
+            for r in &e.remembered {
+                block.push_str(&format!("- {r}\n"));
+            }
+        }
+        block.push_str(&format!("Plan: {}\n\n", e.plan));
+        if block.len() > budget {
             continue;
         }
-        budget -= cost;
-        s.push_str(&format!("Example:\nGoal: {g}\nPlan: {p}\n\n"));
+        budget -= block.len();
+        s.push_str(&block);
     }
     s
 }
@@ -214,12 +238,24 @@ mod tests {
             people: vec!["bob".into()],
             recent_events: vec!["bob came into view".into()],
             remembered: vec!["[t=3.0s] bob was seen in the kitchen".into(), "x".repeat(500)],
-            examples: vec![("photograph ann".into(), "capture_photo(entity=ann)".into())],
+            examples: vec![
+                WorkedExample {
+                    goal: "photograph ann".into(),
+                    remembered: vec!["ann was last seen in the lobby".into()],
+                    plan: "capture_photo(entity=ann)".into(),
+                },
+                WorkedExample::new("x".repeat(4000), "too long"),
+            ],
             ..Default::default()
         };
         let p = user_prompt("photograph bob", &cx, 400);
         let at = |needle: &str| p.find(needle).unwrap_or_else(|| panic!("{needle:?} missing in {p}"));
-        assert!(at("Example:\nGoal: photograph ann\nPlan: capture_photo(entity=ann)") < at("Goal: photograph bob"));
+        assert!(
+            at(
+                "Example:\nGoal: photograph ann\nRemembered:\n- ann was last seen in the lobby\nPlan: capture_photo(entity=ann)\n\n"
+            ) < at("Goal: photograph bob")
+        );
+        assert!(!p.contains("too long"), "an example over the examples budget is left out");
         assert!(at("Recent events:\n- bob came into view\n") < at("Remembered:\n- [t=3.0s] bob was seen"));
         assert!(!p.contains(&"x".repeat(500)), "over budget: left out");
         assert!(p.ends_with("Plan:"));

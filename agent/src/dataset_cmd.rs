@@ -440,8 +440,8 @@ fn build_cmd(
     let mut readme = card(&built, opts, inputs);
     if examples > 0 {
         readme.push_str(&format!(
-            "\nEvery prompt begins with {examples} worked example(s) (`Example:` / `Goal:` / `Plan:`) retrieved from \
-             `train.jsonl` by goal similarity (MiniLM, names masked), other wordings only: a model trained on this \
+            "\nEvery prompt begins with {examples} worked example(s) (`Example:` / `Goal:` / `Remembered:` about the \
+             people its goal names / `Plan:`) retrieved from `train.jsonl` by goal similarity (MiniLM, names masked), other wordings only: a model trained on this \
              plans with examples retrieved the same way (`examples` in `dataset.json` and in its card).\n"
         ));
     }

@@ -172,15 +172,17 @@ impl ExampleBank {
     pub fn load(path: &std::path::Path) -> Result<Self> {
         use anyhow::Context;
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        // Any chat-form line will do (a dataset's metadata is not needed).
+        #[derive(serde::Deserialize)]
+        struct ChatLine {
+            messages: Vec<arbor_behaviors::dataset::Message>,
+        }
         let mut lines = Vec::new();
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let v: serde_json::Value =
-                serde_json::from_str(line).with_context(|| format!("{}:{}: not a JSON line", path.display(), i + 1))?;
-            let msgs =
-                v["messages"].as_array().with_context(|| format!("{}:{}: no messages", path.display(), i + 1))?;
-            let content = |role: &str| {
-                msgs.iter().find(|m| m["role"] == role).and_then(|m| m["content"].as_str()).map(str::to_string)
-            };
+            let v: ChatLine = serde_json::from_str(line).with_context(|| {
+                format!("{}:{}: not a chat-form JSON line ({{\"messages\": [..]}})", path.display(), i + 1)
+            })?;
+            let content = |role: &str| v.messages.iter().find(|m| m.role == role).map(|m| m.content.clone());
             let (Some(user), Some(plan)) = (content("user"), content("assistant")) else {
                 anyhow::bail!("{}:{}: needs a user and an assistant message", path.display(), i + 1);
             };
@@ -421,6 +423,22 @@ mod tests {
                     Remembered:\n- al was last seen in the lobby\nPlan:";
         assert!(prompt_remembered_about_goal(user).is_empty());
         assert!(names_word("Photograph Noor, then", "noor") && !names_word("noora", "noor"));
+    }
+
+    #[test]
+    fn a_bad_example_bank_names_its_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let bank = dir.path().join("bank.jsonl");
+        let err = |text: &str| {
+            std::fs::write(&bank, text).unwrap();
+            format!("{:#}", ExampleBank::load(&bank).err().expect("a bad bank must not load"))
+        };
+        let good =
+            r#"{"messages": [{"role": "user", "content": "Goal: x"}, {"role": "assistant", "content": "wait()"}]}"#;
+        let e = err(&format!("{good}\n\n{{not json\n"));
+        assert!(e.contains("bank.jsonl:3: not a chat-form JSON line"), "{e}");
+        let e = err("{\"messages\": [{\"role\": \"user\", \"content\": \"Goal: x\"}]}\n");
+        assert!(e.contains("bank.jsonl:1: needs a user and an assistant message"), "{e}");
     }
 
     #[test]

@@ -128,14 +128,17 @@ fn generate_then_build_gives_schema_valid_lines_and_preference_pairs() {
     let plain_users =
         by_run(lines(&plain.join("train.jsonl")).into_iter().chain(lines(&plain.join("val.jsonl"))).collect());
     let ex_train = lines(&ex.join("train.jsonl"));
-    let pairs: BTreeSet<(String, String)> = ex_train
+    // (goal, plan) of every training line -> its own prompt from its goal on.
+    let pairs: std::collections::BTreeMap<(String, String), String> = ex_train
         .iter()
         .map(|l| {
             let user = l["messages"][1]["content"].as_str().unwrap();
-            let goal = user.lines().rev().find_map(|x| x.strip_prefix("Goal: ")).unwrap().to_string();
-            (goal, l["messages"][2]["content"].as_str().unwrap().to_string())
+            let own = &user[user.rfind("Goal: ").unwrap()..];
+            let goal = own.lines().next().unwrap().strip_prefix("Goal: ").unwrap().to_string();
+            ((goal, l["messages"][2]["content"].as_str().unwrap().to_string()), own.to_string())
         })
         .collect();
+    let mut with_remembered = 0;
     let ex_users = by_run(ex_train.into_iter().chain(lines(&ex.join("val.jsonl"))).collect());
     assert_eq!(ex_users.len(), plain_users.len());
     for (run, user) in &ex_users {
@@ -145,11 +148,30 @@ fn generate_then_build_gives_schema_valid_lines_and_preference_pairs() {
         let mut it = head.lines();
         assert_eq!(it.next(), Some("Example:"), "{head}");
         let g = it.next().and_then(|l| l.strip_prefix("Goal: ")).unwrap_or_else(|| panic!("{head}"));
-        let p = it.next().and_then(|l| l.strip_prefix("Plan: ")).unwrap_or_else(|| panic!("{head}"));
-        assert!(pairs.contains(&(g.to_string(), p.to_string())), "example not a training line: {g} / {p}");
+        // What was remembered about the people the example's goal names, from its own prompt.
+        let mut remembered = Vec::new();
+        let mut next = it.next();
+        if next == Some("Remembered:") {
+            next = it.next();
+            while let Some(r) = next.and_then(|l| l.strip_prefix("- ")) {
+                remembered.push(r);
+                next = it.next();
+            }
+        }
+        let p = next.and_then(|l| l.strip_prefix("Plan: ")).unwrap_or_else(|| panic!("{head}"));
+        let own = pairs
+            .get(&(g.to_string(), p.to_string()))
+            .unwrap_or_else(|| panic!("example not a training line: {g} / {p}"));
+        for r in &remembered {
+            assert!(own.contains(&format!("\n- {r}\n")), "{r:?} is not in the example's own prompt:\n{own}");
+            let person = r.split(' ').next().unwrap();
+            assert!(g.to_lowercase().contains(person), "{r:?} names nobody of the example's goal {g:?}");
+        }
+        with_remembered += usize::from(!remembered.is_empty());
         let goal = rest.lines().next().unwrap().strip_prefix("Goal: ").unwrap();
         assert_ne!(g, goal, "a line is its own example");
     }
+    assert!(with_remembered > 0, "no example showed where its person was last seen");
 
     // Alpaca out and back in.
     let alpaca = dir.path().join("alpaca.json");

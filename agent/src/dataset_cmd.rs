@@ -441,8 +441,9 @@ fn build_cmd(
     if examples > 0 {
         readme.push_str(&format!(
             "\nEvery prompt begins with {examples} worked example(s) (`Example:` / `Goal:` / `Remembered:` about the \
-             people its goal names / `Plan:`) retrieved from `train.jsonl` by goal similarity (MiniLM, names masked), other wordings only: a model trained on this \
-             plans with examples retrieved the same way (`examples` in `dataset.json` and in its card).\n"
+             people its goal names / `Plan:`) retrieved from `train.jsonl` by goal similarity (MiniLM, names \
+             masked), other wordings only: a model trained on this plans with examples retrieved the same way \
+             (`examples` in `dataset.json` and in its card).\n"
         ));
     }
     std::fs::write(output.join("README.md"), readme)?;

@@ -96,21 +96,26 @@ fn names_word(text: &str, name: &str) -> bool {
     })
 }
 
-/// The `Remembered:` lines of a planner prompt's user message (after its last `Goal:` line)
-/// that name one of the people its goal names: what a worked example shows beside its plan
-/// ("noor was last seen in the lobby"), so that the example teaches where to look for someone,
-/// not one room.
-pub fn prompt_remembered_about_goal(user: &str) -> Vec<String> {
-    let (goal, people, _) = prompt_goal_and_names(user);
-    let named: Vec<&String> = people.iter().filter(|p| names_word(&goal, p)).collect();
+/// The lines of a planner prompt's user message from its last `Goal:` line on (the worked
+/// examples before it have their own).
+fn own_lines(user: &str) -> Vec<&str> {
+    let lines: Vec<&str> = user.lines().collect();
+    let start = lines.iter().rposition(|l| l.starts_with("Goal: ")).unwrap_or(0);
+    lines[start..].to_vec()
+}
+
+/// The `Remembered:` lines of a planner prompt's user message (its own, after its last `Goal:`)
+/// that name one of `people` named in `goal` ([`prompt_goal_and_names`]): what a worked example
+/// shows beside its plan ("noor was last seen in the lobby"), so that the example teaches where
+/// to look for someone, not one room.
+pub fn prompt_remembered_about_goal(user: &str, goal: &str, people: &[String]) -> Vec<String> {
+    let named: Vec<&String> = people.iter().filter(|p| names_word(goal, p)).collect();
     if named.is_empty() {
         return Vec::new();
     }
-    let lines: Vec<&str> = user.lines().collect();
-    let start = lines.iter().rposition(|l| l.starts_with("Goal: ")).unwrap_or(0);
-    lines[start..]
-        .iter()
-        .skip_while(|l| **l != "Remembered:")
+    own_lines(user)
+        .into_iter()
+        .skip_while(|l| *l != "Remembered:")
         .skip(1)
         .map_while(|l| l.strip_prefix("- "))
         .filter(|l| named.iter().any(|p| names_word(l, p)))
@@ -121,11 +126,10 @@ pub fn prompt_remembered_about_goal(user: &str) -> Vec<String> {
 /// The goal, people and places of a planner prompt's user message (the last `Goal:` line: the
 /// worked examples before it have their own).
 pub fn prompt_goal_and_names(user: &str) -> (String, Vec<String>, Vec<String>) {
-    let lines: Vec<&str> = user.lines().collect();
-    let start = lines.iter().rposition(|l| l.starts_with("Goal: ")).unwrap_or(0);
-    let goal = lines.get(start).and_then(|l| l.strip_prefix("Goal: ")).unwrap_or(user).to_string();
+    let lines = own_lines(user);
+    let goal = lines.first().and_then(|l| l.strip_prefix("Goal: ")).unwrap_or(user).to_string();
     let names = |prefix: &str| -> Vec<String> {
-        lines[start..]
+        lines
             .iter()
             .find_map(|l| l.strip_prefix(prefix))
             .map(|l| {
@@ -155,7 +159,7 @@ impl ExampleBank {
         for (user, plan) in lines {
             let (goal, people, places) = prompt_goal_and_names(user);
             masked.push(mask_names(&goal, &people, &places));
-            remembered.push(prompt_remembered_about_goal(user));
+            remembered.push(prompt_remembered_about_goal(user, &goal, &people));
             goals.push(goal);
             plans.push(plan.clone());
         }
@@ -191,9 +195,9 @@ impl ExampleBank {
         Self::new(&lines).with_context(|| format!("embedding the goals of {}", path.display()))
     }
 
-    /// The `n` worked examples (goal, what was remembered about its people, plan) whose goals are
-    /// closest in meaning to `goal` (cosine of the name-masked embeddings), best first, one per distinct goal text; the very same goal text
-    /// is skipped. With `other_wordings`, goals worded like this one (the same text once names
+    /// The `n` worked examples (goal, what was remembered about its people, plan) whose goals
+    /// are closest in meaning to `goal` (cosine of the name-masked embeddings), best first, one
+    /// per distinct goal text; the very same goal text is skipped. With `other_wordings`, goals worded like this one (the same text once names
     /// are masked) are skipped too: for training prompts, so that the examples a model learns
     /// from are what it gets for a new wording at planning time, the same task said otherwise.
     pub fn nearest(
@@ -417,11 +421,15 @@ mod tests {
                     Goal: Could you photograph Noor?\nPlaces: lobby, office\nPeople: noor, al, bob\nObjects: none\n\
                     Remembered:\n- al was last seen in the office\n- noor was last seen in the lobby\n\
                     - bob was last seen in the office\nPlan:";
-        assert_eq!(prompt_remembered_about_goal(user), names(&["noor was last seen in the lobby"]));
+        let about = |user: &str| {
+            let (goal, people, _) = prompt_goal_and_names(user);
+            prompt_remembered_about_goal(user, &goal, &people)
+        };
+        assert_eq!(about(user), names(&["noor was last seen in the lobby"]));
         // A goal that names nobody ("all" is not "al") shows nothing remembered.
         let user = "Goal: photograph all of them\nPlaces: lobby\nPeople: al\nObjects: none\n\
                     Remembered:\n- al was last seen in the lobby\nPlan:";
-        assert!(prompt_remembered_about_goal(user).is_empty());
+        assert!(about(user).is_empty());
         assert!(names_word("Photograph Noor, then", "noor") && !names_word("noora", "noor"));
     }
 

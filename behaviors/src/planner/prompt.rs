@@ -169,12 +169,9 @@ pub fn examples_block(examples: &[WorkedExample]) -> String {
     let mut budget = EXAMPLES_BUDGET_CHARS;
     for e in examples {
         let mut block = format!("Example:\nGoal: {}\n", e.goal);
-        if !e.remembered.is_empty() {
-            block.push_str("Remembered:\n");
-            for r in &e.remembered {
-                block.push_str(&format!("- {r}\n"));
-            }
-        }
+        // The example's own lines are whole or the example is left out (the budget check below).
+        let mut unlimited = usize::MAX;
+        bulleted(&mut block, "Remembered", &e.remembered, &mut unlimited);
         block.push_str(&format!("Plan: {}\n\n", e.plan));
         if block.len() > budget {
             continue;

@@ -564,6 +564,24 @@ fn expanded_size(node: &Node, doc: &Tree, lib: &NodeLibrary, depth: usize) -> us
 // Ticking
 // ------------------------------------------------------------------------------------------
 
+/// Node kinds that are BT.CPP decorators (one child, DecoratorNode's executeTick).
+fn is_decorator(kind: &Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Inverter
+            | Kind::ForceSuccess
+            | Kind::ForceFailure
+            | Kind::Repeat(_)
+            | Kind::Retry(_)
+            | Kind::Timeout(_)
+            | Kind::Delay(_)
+            | Kind::RunOnce(_)
+            | Kind::KeepRunningUntilFailure
+            | Kind::Precondition { .. }
+            | Kind::SubTree
+    )
+}
+
 const FAILURE_IF: usize = 0;
 const SUCCESS_IF: usize = 1;
 const SKIP_IF: usize = 2;
@@ -686,16 +704,25 @@ impl Executor {
         s
     }
 
-    /// Halts everything running (the tree is stopped from outside: SIGINT, a new goal).
+    /// Halts everything running (the tree is stopped from outside: SIGINT, a new goal), as
+    /// BT.CPP's `haltTree`: the root is halted, then every node is reset (a node a parent left
+    /// finished, e.g. before a SequenceWithMemory's failed child, goes back to IDLE too).
+    /// Unlike BT.CPP, `_onHalted` runs only on nodes that were running (see ARCHITECTURE.md).
     pub fn halt(&mut self, now: SimTime, robot: &mut dyn Robot, memory: &WorkingMemory, sink: &mut dyn TickSink) {
         let cx = Cx { now, tick: self.s.stats.ticks, trace: sink.enabled(), robot, memory, sink };
-        Ticker { t: &self.t, s: &mut self.s, cx }.halt_child(0);
+        let mut t = Ticker { t: &self.t, s: &mut self.s, cx };
+        t.halt_child(0);
+        t.reset_all();
         self.last_status = NodeStatus::Idle;
     }
 
-    /// Makes a finished tree ready to run again (statuses back to idle; blackboard kept).
+    /// Makes a finished tree ready to run again, as BT.CPP's `tickRoot` does after a finished
+    /// tick: the root goes back to IDLE (its children reset themselves when it finished); the
+    /// blackboard is kept.
     pub fn reset(&mut self, now: SimTime, robot: &mut dyn Robot, memory: &WorkingMemory, sink: &mut dyn TickSink) {
-        self.halt(now, robot, memory, sink);
+        let cx = Cx { now, tick: self.s.stats.ticks, trace: sink.enabled(), robot, memory, sink };
+        Ticker { t: &self.t, s: &mut self.s, cx }.halt_child(0);
+        self.last_status = NodeStatus::Idle;
     }
 }
 
@@ -740,7 +767,18 @@ impl Ticker<'_, '_> {
         if self.t.conds[i].is_some() && s.is_done() {
             self.post_conditions(i, s);
         }
-        self.set_status(i, s);
+        // BT.CPP (since 4.5) keeps a skipped node's previous status and tells only the parent.
+        if s != NodeStatus::Skipped {
+            self.set_status(i, s);
+        }
+        // DecoratorNode::executeTick: a finished child goes back to IDLE after its parent's
+        // status change (most decorators have reset it already, inside their tick).
+        if self.t.len[i] == 1 && is_decorator(&self.t.kind[i]) {
+            let c = self.child(i, 0);
+            if self.s.nodes[c].status.is_done() {
+                self.set_status(c, NodeStatus::Idle);
+            }
+        }
         s
     }
 
@@ -776,11 +814,11 @@ impl Ticker<'_, '_> {
         } else if prev == NodeStatus::Running {
             match self.run_cond(i, WHILE, true) {
                 Some(Ok(false)) => {
-                    self.halt_node(i);
+                    self.halt_child(i);
                     return Some(NodeStatus::Skipped);
                 }
                 Some(Err(_)) => {
-                    self.halt_node(i);
+                    self.halt_child(i);
                     return Some(NodeStatus::Failure);
                 }
                 _ => {}
@@ -805,6 +843,24 @@ impl Ticker<'_, '_> {
         }
         self.reset_state(c);
         self.set_status(c, NodeStatus::Idle);
+    }
+
+    /// The visitor of BT.CPP's `haltTree`: every node's `halt()` in pre-order, each resetting its
+    /// children, then itself (no `_onHalted`: arbor runs it only where something was halted).
+    fn reset_all(&mut self) {
+        for i in 0..self.t.kind.len() {
+            for k in 0..self.t.len[i] {
+                let c = self.child(i, k);
+                if self.s.nodes[c].status != NodeStatus::Idle {
+                    if self.s.nodes[c].status == NodeStatus::Running {
+                        self.halt_node(c);
+                    }
+                    self.set_status(c, NodeStatus::Idle);
+                }
+            }
+            self.reset_state(i);
+            self.set_status(i, NodeStatus::Idle);
+        }
     }
 
     fn reset_children(&mut self, i: usize) {
@@ -848,7 +904,9 @@ impl Ticker<'_, '_> {
         n.n_ok = 0;
         n.n_fail = 0;
         n.n_skip = 0;
-        if !matches!(t.kind[i], Kind::RunOnce(_)) {
+        // RunOnce remembers it ran; Precondition keeps "child started" (BT.CPP's halt does not
+        // clear `_children_running`).
+        if !matches!(t.kind[i], Kind::RunOnce(_) | Kind::Precondition { .. }) {
             n.flag = false;
         }
         if matches!(t.kind[i], Kind::Parallel(_) | Kind::ParallelAll { .. }) {
@@ -901,9 +959,15 @@ impl Ticker<'_, '_> {
                 self.set_status(i, Running);
                 while self.s.nodes[i].idx < len {
                     let c = self.child(i, self.s.nodes[i].idx);
+                    let prev = self.s.nodes[c].status;
                     let s = self.exec(c);
                     if s == pass {
                         self.s.nodes[i].idx += 1;
+                        // SequenceWithMemory (BT.CPP 4.4.1+): a child that finished in the tick
+                        // it started returns the flow, so the sequence stays interruptible.
+                        if memory && prev == Idle && self.s.nodes[i].idx < len {
+                            return Running;
+                        }
                     } else if s == stop {
                         if memory {
                             // SequenceWithMemory keeps its place: the next run resumes here.
@@ -1110,8 +1174,8 @@ impl Ticker<'_, '_> {
                         }
                     }
                 }
-                self.set_status(i, Running);
-                // idx holds the running child + 1 (0: none).
+                // idx holds the running child + 1 (0: none). BT.CPP's Switch does not set
+                // itself RUNNING before ticking the case: a SUCCESS child gives IDLE -> SUCCESS.
                 let running = self.s.nodes[i].idx;
                 if running != 0 && running - 1 != matched {
                     let old = self.child(i, running - 1);
@@ -1140,7 +1204,9 @@ impl Ticker<'_, '_> {
                 let c = self.child(i, 0);
                 let s = self.exec(c);
                 if !s.is_done() {
-                    return s;
+                    // BT.CPP's KeepRunningUntilFailure returns its own status (RUNNING) for a
+                    // skipped child.
+                    return if kind == 3 && s == Skipped { Running } else { s };
                 }
                 self.halt_child(c);
                 match (kind, s) {
@@ -1166,13 +1232,16 @@ impl Ticker<'_, '_> {
                         self.s.nodes[i].idx = 0;
                         return again_on;
                     }
+                    let prev = self.s.nodes[c].status;
                     let s = self.exec(c);
                     if s == again_on {
                         self.s.nodes[i].idx += 1;
                         self.halt_child(c);
-                        // Forever (-1): yield after each cycle so the tree stays interruptible
-                        // (BT.CPP would loop inside the tick with a synchronous child).
-                        if limit < 0.0 {
+                        // BT.CPP 4.x: a cycle that finished in the tick it started returns the
+                        // flow (RUNNING) when another cycle follows, so the tree stays
+                        // interruptible; the next cycle starts at the next tick.
+                        let more = limit < 0.0 || f64::from(self.s.nodes[i].idx) < limit;
+                        if prev == Idle && more {
                             return Running;
                         }
                     } else if s == stop_on {
@@ -1180,9 +1249,8 @@ impl Ticker<'_, '_> {
                         self.halt_child(c);
                         return stop_on;
                     } else if s == Skipped {
-                        if !repeat {
-                            self.halt_child(c);
-                        }
+                        // Skipped again next time: the child is reset, the count kept.
+                        self.halt_child(c);
                         return Skipped;
                     } else {
                         return s;
@@ -1248,36 +1316,39 @@ impl Ticker<'_, '_> {
                 s
             }
             Kind::Precondition { cond, otherwise } => {
-                let otherwise = otherwise.clone();
-                let ok = cond.eval_bool(&mut self.s.bb);
-                match ok {
-                    Ok(true) => {
-                        self.set_status(i, Running);
-                        let c = self.child(i, 0);
-                        let s = self.exec(c);
-                        if s.is_done() {
-                            self.halt_child(c);
+                // BT.CPP 4.7+ (#904): the condition is checked only until the child has started;
+                // the node does not set itself RUNNING before its child.
+                if !self.s.nodes[i].flag {
+                    match cond.eval_bool(&mut self.s.bb) {
+                        Ok(true) => self.s.nodes[i].flag = true,
+                        Ok(false) => {
+                            return match self.read(otherwise).map(|v| v.to_text()).as_deref() {
+                                Some("SUCCESS") => Success,
+                                Some("SKIPPED") => Skipped,
+                                Some("RUNNING") => Running,
+                                _ => Failure,
+                            };
                         }
-                        s
-                    }
-                    Ok(false) => {
-                        let c = self.child(i, 0);
-                        self.halt_child(c);
-                        match self.read(&otherwise).map(|v| v.to_text()).as_deref() {
-                            Some("SUCCESS") => Success,
-                            Some("SKIPPED") => Skipped,
-                            Some("RUNNING") => Running,
-                            _ => Failure,
+                        Err(e) => {
+                            self.error(i, &format!("precondition: {e}"));
+                            return Failure;
                         }
-                    }
-                    Err(e) => {
-                        self.error(i, &format!("precondition: {e}"));
-                        Failure
                     }
                 }
+                let c = self.child(i, 0);
+                let s = self.exec(c);
+                if s.is_done() {
+                    self.halt_child(c);
+                    self.s.nodes[i].flag = false;
+                }
+                s
             }
             Kind::SubTree => {
-                self.set_status(i, Running);
+                // BT.CPP's SubTreeNode sets RUNNING only from IDLE (a finished one, ticked again
+                // without a reset, changes status after its child).
+                if self.s.nodes[i].status == Idle {
+                    self.set_status(i, Running);
+                }
                 let c = self.child(i, 0);
                 let s = self.exec(c);
                 if s.is_done() {
@@ -1359,6 +1430,12 @@ impl Ticker<'_, '_> {
             }
             Kind::Action(s) => {
                 let s = *s as usize;
+                // BT.CPP's StatefulActionNode: a finished action ticked again without a reset
+                // returns its result (it starts again only from IDLE).
+                let prev = self.s.nodes[i].status;
+                if prev.is_done() {
+                    return prev;
+                }
                 let (id, fresh) = match self.s.nodes[i].call {
                     Some(id) if self.s.nodes[i].status == Running => (id, false),
                     _ => {

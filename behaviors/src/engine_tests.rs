@@ -318,25 +318,30 @@ fn decorators() {
         ("root:\n  inverter:\n    child: {always_failure: }\n", Success),
         ("root:\n  force_success:\n    child: {always_failure: }\n", Success),
         ("root:\n  force_failure:\n    child: {always_success: }\n", Failure),
-        ("root:\n  keep_running_until_failure:\n    child: {always_success: }\n", Running),
         ("root:\n  keep_running_until_failure:\n    child: {always_failure: }\n", Failure),
         ("root:\n  retry:\n    num_attempts: 3\n    child: {always_failure: }\n", Failure),
         ("root:\n  repeat:\n    num_cycles: 3\n    child: {always_success: }\n", Success),
         ("root:\n  repeat:\n    num_cycles: 3\n    child: {always_failure: }\n", Failure),
-        ("root:\n  repeat:\n    num_cycles: -1\n    child: {always_success: }\n", Running),
         ("root:\n  precondition:\n    if: 'false'\n    child: {always_success: }\n", Failure),
         ("root:\n  precondition:\n    if: 'false'\n    else: SUCCESS\n    child: {always_failure: }\n", Success),
         ("root:\n  precondition:\n    if: '1 < 2'\n    child: {always_failure: }\n", Failure),
     ] {
-        assert_eq!(Run::yaml(tree).tick(), want, "{tree}");
+        // Repeat and Retry yield after each cycle a synchronous child finishes (BT.CPP 4.x).
+        assert_eq!(Run::yaml(tree).until_done(10), want, "{tree}");
     }
 }
 
 #[test]
 fn repeat_and_retry_count_calls() {
     let mut r = Run::yaml("root:\n  repeat:\n    num_cycles: 3\n    child:\n      work: {label: w}\n");
-    assert_eq!(r.tick(), Success, "synchronous child: all cycles in one tick");
+    assert_eq!(r.ticks(3), [Running, Running, Success], "synchronous child: one cycle per tick (BT.CPP 4.x)");
     assert_eq!(r.robot.calls["w"], 3);
+    for forever in [
+        "repeat:\n    num_cycles: -1\n    child: {always_success: }",
+        "keep_running_until_failure:\n    child: {always_success: }",
+    ] {
+        assert_eq!(Run::yaml(&format!("root:\n  {forever}\n")).ticks(3), [Running, Running, Running], "{forever}");
+    }
     let mut r = Run::yaml(
         "root:\n  retry:\n    num_attempts: 5\n    child:\n      work: {label: w, fail_times: 2, ticks: 1}\n",
     );
@@ -527,12 +532,13 @@ fn a_tree_of_every_kind_ticks_as_documented() {
   </BehaviorTree>
 </root>"#;
     let mut r = Run::new(executor_xml(text), TestRobot::default());
-    // Tick 1: the reactive work runs. Tick 2: it succeeds; in the Parallel the Repeat (two
-    // synchronous cycles) and the Retry (fails once, succeeds on the second attempt, both in
-    // this tick) reach success_count=2, so the still-delayed Timeout branch is halted; then
-    // ParallelAll sees one failure (= max_failures) and fails, so the main sequence fails.
-    let statuses = r.ticks(3);
-    assert_eq!(statuses, [Running, Failure, Failure], "{:?}", r.errors());
+    // Tick 1: the reactive work runs (and the SequenceWithMemory yields after its first
+    // child). Then, one cycle or attempt per tick (BT.CPP 4.x), the Parallel's Repeat (two
+    // synchronous cycles) and Retry (fails once, then succeeds) reach success_count=2, so
+    // the still-delayed Timeout branch is halted; then ParallelAll sees one failure
+    // (= max_failures) and fails, so the main sequence fails.
+    let status = r.until_done(20);
+    assert_eq!(status, Failure, "{:?}", r.errors());
     assert_eq!(r.status_of("sequence/parallel[3]/timeout[2]"), Idle, "halted by the parallel");
     assert_eq!(r.robot.log, ["start reactive", "start retry", "start retry"]);
     assert_eq!(r.ex.blackboard().get_key("count"), Some(&Value::Number(2.0)));
@@ -540,8 +546,8 @@ fn a_tree_of_every_kind_ticks_as_documented() {
     // Without the failing ParallelAll child the whole tree succeeds, using every kind.
     let ok = text.replace("<KeepRunningUntilFailure><AlwaysFailure/></KeepRunningUntilFailure>", "<AlwaysSuccess/>");
     let mut r = Run::new(executor_xml(&ok), TestRobot::default());
-    // Tick 3: the Precondition's Sleep (100 ms) completes and the autoremapped SubTree runs.
-    assert_eq!(r.ticks(3), [Running, Running, Success], "{:?}", r.errors());
+    // The Precondition's Sleep (100 ms) completes and the autoremapped SubTree runs.
+    assert_eq!(r.until_done(20), Success, "{:?}", r.errors());
     assert_eq!(r.robot.log, ["start reactive", "start retry", "start retry", "start switch"]);
     assert_eq!(r.ex.blackboard().get_key("result"), Some(&Value::Text("done".into())));
     assert!(r.errors().is_empty());
@@ -571,4 +577,146 @@ fn declared_nodes_validate_but_do_not_execute() {
     assert_eq!(checked.warnings.len(), 1);
     let err = Executor::new(&checked).unwrap_err();
     assert!(err.to_string().contains("no implementation"), "{err}");
+}
+
+// ------------------------------------------------------------------------------------------
+// BehaviorTree.CPP 4.10, case by case (each found by the differential test
+// `behaviors/tests/btcpp_conformance.rs`), and arbor's deliberate differences from it.
+// ------------------------------------------------------------------------------------------
+
+fn xml_main(body: &str) -> String {
+    format!("<root BTCPP_format=\"4\"><BehaviorTree ID=\"Main\">{body}</BehaviorTree></root>")
+}
+
+impl Run {
+    /// `path from->to` for every transition so far.
+    fn transitions(&self) -> Vec<String> {
+        self.sink
+            .records()
+            .iter()
+            .filter_map(|r| match &r.event {
+                TickEvent::Transition { node, from, to } => Some(format!("{node} {from}->{to}")),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn switch_and_precondition_tick_their_child_before_changing_status() {
+    for body in [
+        "<Switch2 variable=\"{v}\" case_1=\"1\" case_2=\"2\"><AlwaysFailure/><AlwaysFailure/><AlwaysSuccess/></Switch2>",
+        "<Precondition if=\"true\" else=\"FAILURE\"><AlwaysSuccess/></Precondition>",
+    ] {
+        let mut r = Run::new(executor_xml(&xml_main(body)), TestRobot::default());
+        assert_eq!(r.tick(), Success);
+        let t = r.transitions();
+        assert_eq!(t.len(), 3, "{t:?}");
+        assert!(t[0].ends_with("idle->success") && t[1].ends_with("success->idle"), "{t:?}");
+        assert!(!t[2].contains('/') && t[2].ends_with("idle->success"), "the parent goes IDLE -> SUCCESS: {t:?}");
+    }
+}
+
+#[test]
+fn skipped_is_told_to_the_parent_but_not_stored() {
+    let mut r = Run::new(
+        executor_xml(&xml_main("<Sequence><AlwaysFailure _skipIf=\"true\"/><AlwaysSuccess/></Sequence>")),
+        TestRobot::default(),
+    );
+    assert_eq!(r.tick(), Success);
+    assert!(!r.transitions().iter().any(|t| t.contains("skipped")), "{:?}", r.transitions());
+}
+
+#[test]
+fn precondition_is_checked_only_until_its_child_started() {
+    let body = "<Sequence><Script code=\"go := true\"/><Precondition if=\"go\" else=\"FAILURE\"><Sequence><Script code=\"go := false\"/><work label=\"w\" ticks=\"2\"/></Sequence></Precondition></Sequence>";
+    let mut r = Run::new(executor_xml(&xml_main(body)), TestRobot::default());
+    assert_eq!(r.ticks(3), [Running, Running, Success], "the child runs on though `go` turned false (BT.CPP #904)");
+    assert_eq!(r.robot.log, ["start w"]);
+}
+
+#[test]
+fn a_finished_action_ticked_again_without_reset_returns_its_result() {
+    // WhileDoElse ticks its condition every tick and does not reset it while the body runs.
+    let body = "<WhileDoElse><work label=\"cond\"/><work label=\"body\" ticks=\"2\"/></WhileDoElse>";
+    let mut r = Run::new(executor_xml(&xml_main(body)), TestRobot::default());
+    assert_eq!(r.ticks(3), [Running, Running, Success]);
+    assert_eq!(r.robot.log, ["start cond", "start body"], "the condition action is not started again");
+}
+
+#[test]
+fn sequence_with_memory_yields_after_a_child_that_finished_in_one_tick() {
+    let body = "<SequenceWithMemory><work label=\"a\"/><work label=\"b\"/></SequenceWithMemory>";
+    let mut r = Run::new(executor_xml(&xml_main(body)), TestRobot::default());
+    assert_eq!(r.ticks(2), [Running, Success]);
+    // A plain Sequence goes on in the same tick.
+    let mut r =
+        Run::new(executor_xml(&xml_main(&body.replace("SequenceWithMemory", "Sequence"))), TestRobot::default());
+    assert_eq!(r.tick(), Success);
+}
+
+#[test]
+fn keep_running_until_failure_over_a_skipped_child_is_running() {
+    let body = "<KeepRunningUntilFailure><AlwaysFailure _skipIf=\"true\"/></KeepRunningUntilFailure>";
+    assert_eq!(Run::new(executor_xml(&xml_main(body)), TestRobot::default()).tick(), Running);
+}
+
+#[test]
+fn halting_resets_nodes_a_parent_left_finished() {
+    // SequenceWithMemory fails at its second child; the first (a RunOnce) stays SUCCESS until
+    // the tree is halted, as BT.CPP's haltTree resets every node.
+    let body = "<SequenceWithMemory><RunOnce><AlwaysSuccess/></RunOnce><AlwaysFailure/></SequenceWithMemory>";
+    let mut r = Run::new(executor_xml(&xml_main(body)), TestRobot::default());
+    assert_eq!(r.ticks(2), [Running, Failure]);
+    assert_eq!(r.status_of("sequence_with_memory/run_once[0]"), Success);
+    let mem = WorkingMemory::default();
+    r.ex.halt(SimTime::from_millis(300), &mut r.robot, &mem, &mut r.sink);
+    assert!(r.ex.statuses().all(|s| s == Idle));
+}
+
+// Deliberate differences (ARCHITECTURE.md, "Deliberate differences from BehaviorTree.CPP").
+
+#[test]
+fn deliberate_a_skipped_condition_skips_if_then_else_and_while_do_else() {
+    // BT.CPP throws ("Something unexpected happened in IfThenElseNode"; WhileDoElse returns IDLE
+    // and its parent throws). arbor: the node is skipped.
+    for ctrl in ["IfThenElse", "WhileDoElse"] {
+        let body = format!("<{ctrl}><AlwaysSuccess _skipIf=\"true\"/><AlwaysSuccess/><AlwaysFailure/></{ctrl}>");
+        let mut r = Run::new(executor_xml(&xml_main(&body)), TestRobot::default());
+        assert_eq!(r.tick(), Skipped, "{ctrl}");
+        assert!(r.errors().is_empty(), "{ctrl}: {:?}", r.errors());
+    }
+}
+
+#[test]
+fn deliberate_two_child_if_then_else_resets_a_failed_condition() {
+    // BT.CPP returns FAILURE and leaves the condition FAILURE (never reset).
+    let mut r = Run::new(
+        executor_xml(&xml_main("<IfThenElse><work label=\"c\" fail=\"true\"/><AlwaysSuccess/></IfThenElse>")),
+        TestRobot::default(),
+    );
+    assert_eq!(r.tick(), Failure);
+    assert_eq!(r.status_of("if_then_else/work[0]"), Idle);
+    r.reset();
+    assert_eq!(r.tick(), Failure);
+    assert_eq!(r.robot.log, ["start c", "start c"], "the condition runs again on the next run");
+}
+
+#[test]
+fn deliberate_halting_runs_on_halted_only_where_something_was_halted() {
+    // BT.CPP's haltTree calls haltNode on every node, so `_onHalted` runs on idle ones too.
+    let body = "<Sequence><Script code=\"n := 0\"/><AlwaysSuccess _onHalted=\"n += 1\"/><work label=\"w\" ticks=\"5\" _onHalted=\"n += 10\"/></Sequence>";
+    let mut r = Run::new(executor_xml(&xml_main(body)), TestRobot::default());
+    assert_eq!(r.tick(), Running);
+    let mem = WorkingMemory::default();
+    r.ex.halt(SimTime::from_millis(200), &mut r.robot, &mem, &mut r.sink);
+    assert_eq!(r.ex.blackboard().get_key("n"), Some(&Value::Number(10.0)));
+}
+
+#[test]
+fn deliberate_set_blackboard_stores_into_a_key_a_script_created() {
+    // BT.CPP 4.10 converts into the script entry's type and can store an empty value there.
+    let body = "<Sequence><Script code=\"k := 1\"/><SetBlackboard output_key=\"k\" value=\"7\"/><ScriptCondition code=\"k == 7\"/></Sequence>";
+    let mut r = Run::new(executor_xml(&xml_main(body)), TestRobot::default());
+    assert_eq!(r.tick(), Success, "{:?}", r.errors());
 }

@@ -17,6 +17,7 @@
 //! no run reaches, which is generated).
 
 use arbor_behaviors::engine::{NodeIdx, NodeStatus};
+use arbor_behaviors::groot;
 use arbor_behaviors::record::TickSink;
 use arbor_behaviors::{Executor, NodeLibrary, Robot, SkillCall, SkillRegistry, SkillSpec, SkillStatus, xml};
 use arbor_memory::WorkingMemory;
@@ -318,6 +319,8 @@ struct TraceSink {
     log: Log,
     names: Vec<String>,
     error: Option<String>,
+    /// (uid, new status) of every transition, uid = arena index + 1 (the `.btlog` numbering).
+    btlog: Vec<(u16, NodeStatus)>,
 }
 
 fn upper(s: NodeStatus) -> &'static str {
@@ -332,6 +335,7 @@ fn upper(s: NodeStatus) -> &'static str {
 
 impl TickSink for TraceSink {
     fn transition(&mut self, _tick: u64, _t: SimTime, node: NodeIdx, from: NodeStatus, to: NodeStatus) {
+        self.btlog.push((node as u16 + 1, to));
         if self.error.is_none() {
             let name = &self.names[node as usize];
             self.log.borrow_mut().push(format!("{name} {}->{}", upper(from), upper(to)));
@@ -353,19 +357,35 @@ fn library() -> NodeLibrary {
 
 /// Ticks a case in arbor; the trace in the runner's form.
 fn run_arbor(case: &Case, lib: &NodeLibrary) -> Result<(Vec<String>, Option<String>), String> {
+    run_arbor_logged(case, lib).map(|(trace, error, _)| (trace, error))
+}
+
+/// As [`run_arbor`], with the `.btlog` arbor writes for the run (timestamps 0).
+fn run_arbor_logged(case: &Case, lib: &NodeLibrary) -> Result<(Vec<String>, Option<String>, Vec<u8>), String> {
     let doc = xml::parse(&case.xml, "case.xml").map_err(|e| e.to_string())?;
     let checked = doc.into_checked("case.xml", lib, None, false).map_err(|e| e.to_string())?;
+    let (logger_xml, count) = groot::logger_xml(checked.tree(), checked.library())?;
     let mut exec = Executor::new(&checked).map_err(|e| e.to_string())?;
     let nodes = exec.nodes();
     let log: Log = Rc::default();
-    let names: Vec<String> = nodes.iter().map(|n| n.name.clone().unwrap_or_else(|| n.id.clone())).collect();
+    // BT.CPP's default name is the node type; for a SubTree, the subtree's ID (which arbor's
+    // path of the subtree's root carries: `.../<ID>:<root>`).
+    let default_name = |i: usize| {
+        let n = &nodes[i];
+        let sub = (n.id == "SubTree").then(|| nodes.get(i + 1)).flatten();
+        sub.and_then(|c| c.path.rsplit('/').next()?.split(':').next().map(str::to_string))
+            .unwrap_or_else(|| n.id.clone())
+    };
+    let names: Vec<String> =
+        nodes.iter().enumerate().map(|(i, n)| n.name.clone().unwrap_or_else(|| default_name(i))).collect();
     let mut robot = ScriptedRobot {
         log: log.clone(),
         leaves: case.leaves.clone(),
         state: BTreeMap::new(),
         names: nodes.iter().map(|n| (n.path.clone(), n.name.clone().unwrap_or_default())).collect(),
     };
-    let mut sink = TraceSink { log: log.clone(), names, error: None };
+    assert_eq!(count, nodes.len(), "the logger XML numbers every node of the arena");
+    let mut sink = TraceSink { log: log.clone(), names, error: None, btlog: Vec::new() };
     let memory = WorkingMemory::default();
     for k in 1..=case.ticks {
         let now = SimTime::from_millis(u64::from(k) * 100);
@@ -388,7 +408,8 @@ fn run_arbor(case: &Case, lib: &NodeLibrary) -> Result<(Vec<String>, Option<Stri
     if sink.error.is_some() {
         trace.push("error".into());
     }
-    Ok((trace, sink.error))
+    let transitions: Vec<(u64, u16, NodeStatus)> = sink.btlog.iter().map(|(u, s)| (0, *u, *s)).collect();
+    Ok((trace, sink.error, groot::encode(&logger_xml, 0, &transitions)))
 }
 
 // ------------------------------------------------------------------------------------------
@@ -407,6 +428,10 @@ fn python() -> Option<PathBuf> {
 }
 
 fn run_btcpp(python: &PathBuf, cases: &[Case]) -> Vec<(Vec<String>, Option<String>)> {
+    run_btcpp_json(python, &cases.iter().map(|c| serde_json::to_value(c).expect("case")).collect::<Vec<_>>())
+}
+
+fn run_btcpp_json(python: &PathBuf, cases: &[serde_json::Value]) -> Vec<(Vec<String>, Option<String>)> {
     let runner = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/python/btcpp_runner.py");
     let mut child = Command::new(python)
         .arg(&runner)
@@ -416,7 +441,7 @@ fn run_btcpp(python: &PathBuf, cases: &[Case]) -> Vec<(Vec<String>, Option<Strin
         .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
     let mut input = String::new();
     for c in cases {
-        input.push_str(&serde_json::to_string(c).expect("case serializes"));
+        input.push_str(&c.to_string());
         input.push('\n');
     }
     if let Ok(path) = std::env::var("BTCPP_DUMP") {
@@ -518,4 +543,70 @@ fn traces_equal_btcpp() {
         eprintln!("BT.CPP: {:?}", &theirs[lo..theirs.len().min(at + 4)]);
     }
     assert!(failures.is_empty(), "{} of {n} trees tick differently from BT.CPP (see above)", failures.len());
+}
+
+/// The `.btlog` of a tree with subtrees (nested, remapped, autoremapped, named and not) equals
+/// what BT.CPP's FileLogger2 writes for the same tree and leaves, timestamps aside.
+#[test]
+fn btlog_equals_btcpp_file_logger() {
+    let Some(python) = python() else {
+        assert!(std::env::var_os("CI").is_none(), "no Python venv: run `bash .ci/pyenv`");
+        eprintln!("skipped: no Python venv with behaviortreepy (run `bash .ci/pyenv`)");
+        return;
+    };
+    let xml = r#"<root BTCPP_format="4" main_tree_to_execute="Main">
+  <BehaviorTree ID="Main">
+    <Sequence name="main">
+      <Script code="x := 0; y := 0"/>
+      <SubTree ID="Pick" x="{x}" _skipIf="y &gt; 5"/>
+      <RunOnce><TestAction name="once"/></RunOnce>
+      <SubTree ID="Pick" name="second" _autoremap="true"/>
+      <Fallback _onSuccess="y := y + 1">
+        <TestCondition name="check" _while="x &lt; 3"/>
+        <Precondition if="x == 0"><TestAction name="act"/></Precondition>
+      </Fallback>
+    </Sequence>
+  </BehaviorTree>
+  <BehaviorTree ID="Pick">
+    <ReactiveSequence>
+      <TestCondition name="ready"/>
+      <SubTree ID="Grasp" name="grasp" _autoremap="true"/>
+    </ReactiveSequence>
+  </BehaviorTree>
+  <BehaviorTree ID="Grasp">
+    <RetryUntilSuccessful num_attempts="2"><TestAction name="close"/></RetryUntilSuccessful>
+  </BehaviorTree>
+</root>"#;
+    let mut leaves = BTreeMap::new();
+    leaves.insert("once".to_string(), Leaf::Action { script: vec![(1, "SUCCESS".into())] });
+    leaves.insert("act".to_string(), Leaf::Action { script: vec![(2, "SUCCESS".into())] });
+    leaves.insert("close".to_string(), Leaf::Action { script: vec![(1, "FAILURE".into()), (0, "SUCCESS".into())] });
+    leaves.insert("check".to_string(), Leaf::Condition { script: vec!["FAILURE".into()] });
+    leaves.insert("ready".to_string(), Leaf::Condition { script: vec!["SUCCESS".into()] });
+    let case = Case { id: 0, xml: xml.to_string(), ticks: 9, halts: vec![7], leaves };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let theirs_path = dir.path().join("btcpp.btlog");
+    let mut json = serde_json::to_value(&case).expect("case");
+    json["btlog"] = serde_json::Value::String(theirs_path.display().to_string());
+    let reference = run_btcpp_json(&python, &[json]);
+    let (ours_trace, _, ours) = run_arbor_logged(&case, &library()).expect("arbor runs the tree");
+    assert_eq!(ours_trace, reference[0].0, "the run itself is the same");
+    let theirs = std::fs::read(&theirs_path).expect("BT.CPP wrote its log");
+    let a = groot::parse_btlog(&ours, "arbor.btlog").expect("arbor's log parses");
+    let b = groot::parse_btlog(&theirs, "btcpp.btlog").expect("BT.CPP's log parses");
+    if a.xml != b.xml {
+        let at = a.xml.bytes().zip(b.xml.bytes()).position(|(x, y)| x != y).unwrap_or(a.xml.len().min(b.xml.len()));
+        let lo = at.saturating_sub(200);
+        panic!(
+            "logger XML differs at byte {at}:\narbor:  {}\nBT.CPP: {}",
+            &a.xml[lo..a.xml.len().min(at + 200)],
+            &b.xml[lo..b.xml.len().min(at + 200)]
+        );
+    }
+    let strip = |t: &[(u64, u16, NodeStatus)]| t.iter().map(|(_, u, s)| (*u, *s)).collect::<Vec<_>>();
+    assert_eq!(strip(&a.transitions), strip(&b.transitions), "transitions (uid, status)");
+    assert!(a.transitions.len() > 20);
+    // Byte for byte once the timestamps are BT.CPP's.
+    let theirs_again = groot::encode(&b.xml, b.first_timestamp_us, &b.transitions);
+    assert_eq!(theirs_again, theirs, "encode() writes BT.CPP's layout");
 }

@@ -16,6 +16,8 @@
 //! wall-clock timer thread that behaviortreepy gives no way to drive (except Timeout with a limit
 //! no run reaches, which is generated).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
+
 use arbor_behaviors::engine::{NodeIdx, NodeStatus};
 use arbor_behaviors::groot;
 use arbor_behaviors::record::TickSink;
@@ -360,8 +362,11 @@ fn run_arbor(case: &Case, lib: &NodeLibrary) -> Result<(Vec<String>, Option<Stri
     run_arbor_logged(case, lib).map(|(trace, error, _)| (trace, error))
 }
 
+/// A trace, the error that ended it (if one did) and the `.btlog` of the run.
+type LoggedRun = (Vec<String>, Option<String>, Vec<u8>);
+
 /// As [`run_arbor`], with the `.btlog` arbor writes for the run (timestamps 0).
-fn run_arbor_logged(case: &Case, lib: &NodeLibrary) -> Result<(Vec<String>, Option<String>, Vec<u8>), String> {
+fn run_arbor_logged(case: &Case, lib: &NodeLibrary) -> Result<LoggedRun, String> {
     let doc = xml::parse(&case.xml, "case.xml").map_err(|e| e.to_string())?;
     let checked = doc.into_checked("case.xml", lib, None, false).map_err(|e| e.to_string())?;
     let (logger_xml, count) = groot::logger_xml(checked.tree(), checked.library())?;

@@ -400,7 +400,18 @@ impl CheckCx<'_> {
                 continue;
             }
             match spec.and_then(|s| s.port(k)) {
-                Some(port) => self.port_value(port, v).map_err(|m| self.err(tree, path, node, m))?,
+                Some(port) => {
+                    self.port_value(port, v).map_err(|m| self.err(tree, path, node, m))?;
+                    if matches!(port.dir, PortDir::Output) && blackboard_ref(v).is_none() {
+                        self.warnings.push(format!(
+                            "{}: {}: output port '{}' of '{}' has the literal value '{v}', not a blackboard key: nothing the node writes there can be read",
+                            self.source,
+                            location(tree, path, node.line),
+                            port.name,
+                            node.id
+                        ));
+                    }
+                }
                 // A subtree's other attributes remap its ports; generic nodes keep theirs.
                 None if is_subtree || generic => {}
                 None => {
@@ -445,7 +456,8 @@ impl CheckCx<'_> {
             return Err(format!("port '{}': '{v}' is not a valid blackboard reference (write '{{key}}')", port.name));
         }
         if matches!(port.dir, PortDir::Output) {
-            return Err(format!("output port '{}' needs a blackboard reference like '{{key}}', got '{v}'", port.name));
+            // BT.CPP loads it (and fails only if the node writes to it); arbor warns.
+            return Ok(());
         }
         let spec = ParamSpec {
             name: port.name.clone(),

@@ -474,6 +474,27 @@ mod tests {
         assert_eq!(back.models[0].ports[0].3, "how much");
     }
 
+    /// What loads is what BT.CPP loads (issue: BT.CPP is the reference for what loads).
+    #[test]
+    fn loads_what_btcpp_loads_and_refuses_what_it_refuses() {
+        let lib = crate::NodeLibrary::builtin();
+        let load = |x: &str| parse(x, "t.xml").and_then(|t| t.check("t.xml", &lib, None, false));
+        // v3 `<Action ID="Sleep"/>` is the built-in Sleep.
+        let c = load("<root main_tree_to_execute=\"M\"><BehaviorTree ID=\"M\"><Sequence><Action ID=\"Sleep\" msec=\"10\"/></Sequence></BehaviorTree></root>").unwrap();
+        assert!(crate::Executor::new(&c).is_ok());
+        // Element names are case-sensitive: `sequence` is not `Sequence`.
+        let e = load("<root BTCPP_format=\"4\"><BehaviorTree ID=\"M\"><sequence><AlwaysSuccess/></sequence></BehaviorTree></root>").unwrap_err();
+        assert!(e.to_string().contains("unknown node type 'sequence'"), "{e}");
+        // An output port with a literal value loads, with a warning naming the node.
+        let c = load("<root BTCPP_format=\"4\"><BehaviorTree ID=\"M\"><Foo out=\"literal\"/></BehaviorTree><TreeNodesModel><Action ID=\"Foo\"><output_port name=\"out\"/></Action></TreeNodesModel></root>").unwrap();
+        assert!(c.warnings.iter().any(|w| w.contains("output port 'out'") && w.contains("Foo")), "{:?}", c.warnings);
+        // A model ID with spaces loads and survives XML -> YAML -> XML.
+        let t = parse("<root BTCPP_format=\"4\"><BehaviorTree ID=\"M\"><AlwaysSuccess/></BehaviorTree><TreeNodesModel><Action ID=\"Foo Bar\"/></TreeNodesModel></root>", "t.xml").unwrap();
+        let back = crate::yaml::parse(&crate::yaml::to_yaml(&t), "t.yaml").unwrap();
+        assert_eq!(back.models[0].id, "Foo Bar");
+        assert!(parse(&to_xml(&back), "back.xml").unwrap().same_as(&t));
+    }
+
     #[test]
     fn errors_have_lines() {
         let e = parse("<root BTCPP_format=\"4\">\n<BehaviorTree>\n<Sequence>\n</BehaviorTree>\n</root>", "bad.xml")

@@ -247,9 +247,12 @@ fn parse_models(v: &Y) -> Result<Vec<NodeModel>, String> {
                 ));
             }
         };
+        // Any non-empty text, as BT.CPP's TreeNodesModel (which it does not use to load) and
+        // arbor's XML reader accept: an ID that is not a node-type name declares nothing a
+        // tree can use, but the document round-trips.
         let id = get("id")
-            .filter(|id| is_name(id))
-            .ok_or_else(|| format!("[{i}] needs an 'id' that is a valid name"))?
+            .filter(|id| !id.trim().is_empty() && !id.chars().any(char::is_control))
+            .ok_or_else(|| format!("[{i}] needs a non-empty 'id'"))?
             .to_string();
         let mut ports = Vec::new();
         if let Some(Y::Sequence(ps)) = m.get("ports") {

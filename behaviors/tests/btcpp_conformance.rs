@@ -456,7 +456,12 @@ fn run_btcpp_json(python: &PathBuf, cases: &[serde_json::Value]) -> Vec<(Vec<Str
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().expect("runner output");
     writer.join().expect("writer").expect("runner stdin");
-    assert!(out.status.success(), "btcpp_runner.py failed: {}", out.status);
+    assert!(
+        out.status.success(),
+        "btcpp_runner.py failed ({}); is behaviortreepy in {}? run `bash .ci/pyenv`",
+        out.status,
+        python.display()
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<serde_json::Value> =
         text.lines().map(|l| serde_json::from_str(l).expect("runner line is JSON")).collect();

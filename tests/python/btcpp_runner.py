@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 
 import behaviortreepy as bt
 
@@ -114,6 +115,9 @@ def run_case(case, leaves, out_fd, capture_path):
         if logger is not None:
             logger.set_enabled(False)
         if file_logger is not None:
+            # FileLogger2's writer thread drains its queue every 10 ms and drops what is still
+            # queued when the logger is destroyed: give it time to write the last transitions.
+            time.sleep(0.1)
             file_logger.flush()
             file_logger.set_enabled(False)
         del logger, file_logger, tree

@@ -100,7 +100,9 @@ fn read_elements(text: &str, source: &str) -> Result<Node, TreeError> {
     use quick_xml::events::{BytesStart, Event};
     let mut lines = LineCounter { text: text.as_bytes(), offset: 0, line: 1 };
     let mut reader = quick_xml::Reader::from_str(text);
-    reader.config_mut().trim_text(true);
+    // Text is kept whole (a port description is trimmed where it is read): trimming each
+    // event would eat the spaces around an entity (`all &quot;x&quot; y` -> `all"x"y`).
+    reader.config_mut().trim_text(false);
     let syntax = |lines: &mut LineCounter, offset: u64, message: String| {
         let offset = (offset as usize).min(text.len());
         let line = lines.line_at(offset);

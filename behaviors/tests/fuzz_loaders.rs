@@ -78,8 +78,10 @@ const TOKENS: &[&str] = &[
 
 fn seeds() -> Vec<(String, bool)> {
     let mut out = Vec::new();
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bt_xml");
-    if let Ok(dir) = std::fs::read_dir(&corpus) {
+    // The project's own XML fixtures, and the third-party corpus where it is there.
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for corpus in [here.join("../tests/fixtures/bt_xml"), here.join("../../shared/bt_xml")] {
+        let Ok(dir) = std::fs::read_dir(&corpus) else { continue };
         let mut files: Vec<_> = dir
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "xml"))

@@ -2,13 +2,15 @@
 
 use crate::{TREE, arbor, root, stderr, stdout};
 
-fn corpus(name: &str) -> String {
-    root().join("../shared/bt_xml").join(name).to_str().unwrap().to_string()
+/// The project's own XML fixtures (the third-party corpus in ../shared is checked by
+/// `behaviors/tests/corpus.rs`, when it is there).
+fn fixture(name: &str) -> String {
+    root().join("tests/fixtures/bt_xml").join(name).to_str().unwrap().to_string()
 }
 
 #[test]
 fn validate_lenient_accepts_nav2_and_strict_names_the_node() {
-    let nav2 = corpus("nav2__navigate_to_pose_w_replanning_and_recovery.xml");
+    let nav2 = fixture("nav_replan_recover.xml");
     let o = arbor(&["tree", "validate", "--lenient", &nav2]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -17,7 +19,12 @@ fn validate_lenient_accepts_nav2_and_strict_names_the_node() {
     );
     let o = arbor(&["tree", "validate", &nav2]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("line 9: tree 'NavigateToPoseWReplanningAndRecovery', at node 'RecoveryNode': unknown node type 'RecoveryNode'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("line 7: tree 'NavigateWithRecovery', at node 'RecoveryNode': unknown node type 'RecoveryNode'"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -83,7 +90,7 @@ fn convert_both_ways_and_run_the_converted_tree() {
 
 #[test]
 fn dot_and_mermaid() {
-    let o = arbor(&["tree", "dot", &corpus("btcpp__t05_crossdoor_embedded.xml")]);
+    let o = arbor(&["tree", "dot", &fixture("door_with_subtree.xml")]);
     let dot = stdout(&o);
     assert!(
         dot.starts_with("digraph")

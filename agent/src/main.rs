@@ -288,7 +288,26 @@ enum TreeCommand {
     },
 }
 
+/// The exit code of a process whose standard output was closed under it (`arbor ... | head`),
+/// as a shell reports a process ended by SIGPIPE (128 + 13).
+const CLOSED_PIPE_EXIT: i32 = 141;
+
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so printing to a closed pipe panics in `println!`: end quietly
+    // instead, with the code a SIGPIPE would give (no unsafe `signal()` call needed).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(CLOSED_PIPE_EXIT);
+        }
+        default_hook(info);
+    }));
     // `--ros-args ...` is rcl's (r2r reads the process arguments); clap sees what precedes it.
     let argv: Vec<String> = std::env::args().collect();
     let cli = Cli::parse_from(argv.iter().take_while(|a| *a != "--ros-args"));

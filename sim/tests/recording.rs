@@ -136,7 +136,10 @@ fn the_groot2_log_holds_the_tree_and_every_transition() {
     let rec = Recording::open(&dir.path().join("run.mcap")).unwrap();
     let bytes = groot::btlog(&rec).unwrap();
     let log = groot::parse_btlog(&bytes, "run.btlog").unwrap();
-    assert!(log.xml.contains("<BehaviorTree ID=\"photographer_hand\">"), "{}", &log.xml[..200]);
+    // Laid out as BT.CPP's FileLogger2 writes it (WriteTreeToXML with metadata and models).
+    assert!(log.xml.starts_with("<root BTCPP_format=\"4\">\n"), "{}", &log.xml[..200]);
+    assert!(log.xml.contains("<BehaviorTree ID=\"photographer_hand\" _fullpath=\"\">"), "{}", &log.xml[..200]);
+    assert!(log.xml.contains("<TreeNodesModel>") && log.xml.contains("<Action ID=\"navigate_to\""), "{}", log.xml);
     assert_eq!(log.xml.matches("_uid=\"").count(), rec.tree.nodes.len());
     let transitions: Vec<_> = rec.transitions().collect();
     assert_eq!(log.transitions.len(), transitions.len());
@@ -147,8 +150,8 @@ fn the_groot2_log_holds_the_tree_and_every_transition() {
         assert_eq!(status, to);
     }
     // Uid i is the i-th node depth-first: the root is a Sequence, uid 2 its first child.
-    assert!(log.xml.contains("<Sequence _uid=\"1\">"));
-    assert!(log.xml.contains("<ForceSuccess _uid=\"2\" name=\"photograph_dave\">"));
+    assert!(log.xml.contains("<Sequence name=\"Sequence\" _uid=\"1\">"));
+    assert!(log.xml.contains("<ForceSuccess name=\"photograph_dave\" _uid=\"2\">"));
     // Cut short, the log is refused with the reason.
     let err = groot::parse_btlog(&bytes[..bytes.len() - 4], "cut.btlog").unwrap_err().to_string();
     assert!(err.contains("cut.btlog") && err.contains("multiple of 9"), "{err}");

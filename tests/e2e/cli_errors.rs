@@ -121,3 +121,24 @@ fn validate_reports_each_file() {
     let skills = arbor(&["skills"]);
     assert!(crate::stdout(&skills).contains("navigate_to (action)"));
 }
+
+/// `arbor ... | head`: a closed standard output ends the process quietly with SIGPIPE's code
+/// (141), not a "failed printing to stdout" panic (101).
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    for args in [&["skills"][..], &["tree", "dot", crate::TREE][..]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arbor"))
+            .args(args)
+            .current_dir(crate::root())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the first line is written.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {err}");
+    }
+}

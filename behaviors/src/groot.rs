@@ -122,20 +122,9 @@ pub fn encode(xml: &str, first_timestamp_us: i64, transitions: &[(u64, u16, Node
     out
 }
 
-/// tinyxml2's attribute escaping.
+/// tinyxml2's attribute escaping, as BT.CPP's logger writes it.
 fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            _ => out.push(c),
-        }
-    }
-    out
+    crate::xml::escape_as(s, true)
 }
 
 /// BT.CPP's C++ type name for a port type (what its models print).

@@ -336,6 +336,13 @@ fn element_to_node(mut node: Node, v3: bool, depth: usize, source: &str) -> Resu
 }
 
 fn escape(s: &str) -> String {
+    escape_as(s, false)
+}
+
+/// Escapes text for an XML attribute: `& < > "`, newlines as `&#10;` (so they survive a
+/// reader's normalization); `tinyxml2` escapes as BT.CPP's writer does instead (`'` too,
+/// newlines as they are).
+pub(crate) fn escape_as(s: &str, tinyxml2: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -343,7 +350,8 @@ fn escape(s: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
-            '\n' => out.push_str("&#10;"),
+            '\'' if tinyxml2 => out.push_str("&apos;"),
+            '\n' if !tinyxml2 => out.push_str("&#10;"),
             _ => out.push(c),
         }
     }

@@ -640,6 +640,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let mut active: Option<ActiveRun> = None;
     let mut planning: Option<(String, Receiver<PlanResult>)> = None;
     let mut n_runs = 0u64;
+    // What the robot perceived while no goal ran (bounded): recorded at the start of the next
+    // run, before its goal, so a face seen just before a goal arrives is in that run's records.
+    let mut idle_events: std::collections::VecDeque<Event> = std::collections::VecDeque::new();
+    const IDLE_EVENTS_MAX: usize = 1024;
     let mut pending_tree: Option<(Tree, String, String, Option<serde_json::Value>)> = match &cfg.tree {
         Some(p) => Some((arbor_behaviors::load_tree(p)?, p.display().to_string(), String::new(), None)),
         None => None,
@@ -827,6 +831,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             n_runs += 1;
             match start_run(&tree, &source, &goal, plan, &library, &cfg, &memory, &out_root, n_runs, now) {
                 Ok(mut run) => {
+                    for ev in idle_events.drain(..) {
+                        run.remember(&mut memory, ev)?;
+                    }
                     let g = Event::new(now, EventKind::GoalSet, run.goal.clone());
                     run.remember(&mut memory, g)?;
                     memory.set_goal(run.goal.clone());
@@ -840,6 +847,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
 
         // Decide and act.
+        if active.is_none() {
+            for ev in perceived.drain(..) {
+                if idle_events.len() == IDLE_EVENTS_MAX {
+                    idle_events.pop_front();
+                }
+                idle_events.push_back(ev);
+            }
+        }
         if let Some(run) = active.as_mut() {
             for ev in perceived.drain(..) {
                 run.remember(&mut memory, ev)?;

@@ -29,7 +29,7 @@ pub enum DatasetCommand {
         #[arg(long, default_value_t = 2)]
         jobs: usize,
         /// Seed of the generation: episode i of seed s is always the same.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
         seed: u64,
         /// Share of episodes that also get a perturbed-expert run (a failed tree for the
         /// same prompt, for preference pairs), 0..1.
@@ -54,7 +54,7 @@ pub enum DatasetCommand {
         #[arg(long, default_value = "success")]
         outcome: OutcomeFilter,
         /// Percent of prompts that go to validation.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
         val_percent: u32,
         /// Replace people's names by person_1, person_2, ...
         #[arg(long)]
@@ -91,7 +91,7 @@ pub fn run(cmd: DatasetCommand) -> Result<ExitCode> {
         DatasetCommand::Build { runs, output, outcome, val_percent, redact_names, prompt_style, examples } => {
             let opts = BuildOptions {
                 outcome,
-                val_percent: val_percent.min(100),
+                val_percent,
                 redact_names,
                 compact_system: prompt_style == arbor_behaviors::planner::prompt::PromptStyle::Compact,
                 ..BuildOptions::default()

@@ -74,7 +74,7 @@ enum Command {
         #[arg(long)]
         goal: Option<String>,
         /// Seed for everything random in the run (and the planner's sampling).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
         seed: u64,
         /// Run directory to write (created if missing; files of an earlier run are replaced).
         #[arg(long)]
@@ -103,7 +103,7 @@ enum Command {
         /// Scenario whose places, people and objects the planner may use.
         #[arg(long)]
         scenario: PathBuf,
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
         seed: u64,
         /// Write the tree (arbor YAML) to this file.
         #[arg(short = 'o', long = "output")]
@@ -286,6 +286,21 @@ enum TreeCommand {
         #[arg(long)]
         mermaid: bool,
     },
+}
+
+/// How much faster than real time a run went: "6125x", "2.2x", "0.45x" (never a bare "0x").
+fn speed_text(sim_s: f64, wall_s: f64) -> String {
+    if wall_s <= 0.0 {
+        return "n/a".into();
+    }
+    let x = sim_s / wall_s;
+    if x >= 10.0 {
+        format!("{x:.0}x")
+    } else if x >= 1.0 {
+        format!("{x:.1}x")
+    } else {
+        format!("{x:.2}x")
+    }
 }
 
 /// The exit code of a process whose standard output was closed under it (`arbor ... | head`),
@@ -546,10 +561,10 @@ fn sim(
             println!("  [{}] {}: {}", if c.passed { "x" } else { " " }, c.criterion, c.detail);
         }
         println!(
-            "sim time  {:.1} s in {:.3} s wall ({:.0}x real time), {} ticks, {:.1} m driven",
+            "sim time  {:.1} s in {:.3} s wall ({} real time), {} ticks, {:.1} m driven",
             summary.sim_time_s,
             wall,
-            if wall > 0.0 { summary.sim_time_s / wall } else { 0.0 },
+            speed_text(summary.sim_time_s, wall),
             summary.ticks,
             summary.distance_m
         );

@@ -127,18 +127,32 @@ fn validate_reports_each_file() {
 #[test]
 fn a_closed_pipe_ends_quietly() {
     for args in [&["skills"][..], &["tree", "dot", crate::TREE][..]] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arbor"))
+        // A pipe whose reading end is closed before the process starts: its first write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_arbor"))
             .args(args)
             .current_dir(crate::root())
-            .stdout(std::process::Stdio::piped())
+            .stdout(writer)
             .stderr(std::process::Stdio::piped())
-            .spawn()
+            .output()
             .unwrap();
-        // Close the reading end before the first line is written.
-        drop(child.stdout.take());
-        let o = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
         assert_eq!(o.status.code(), Some(141), "{args:?}: {err}");
     }
+}
+
+/// Numbers outside their range, and negative ones, are refused naming the flag (exit 2).
+#[test]
+fn out_of_range_and_negative_numbers_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ds");
+    let o = arbor(&["dataset", "build", "--val-percent", "150", "-o", out.to_str().unwrap(), "runs"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--val-percent") && stderr(&o).contains("150"), "{}", stderr(&o));
+    assert!(!out.exists(), "nothing written");
+    let o = arbor(&["sim", "--scenario", SCENARIO, "--tree", TREE, "--seed", "-1", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("invalid value '-1'") && stderr(&o).contains("--seed"), "{}", stderr(&o));
 }

@@ -10,12 +10,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// After `arbor sim --fleet`: queue the run as an episode and try to deliver the outbox.
-pub fn publish_run(fleet_file: &Path, run: &Path, timeout_s: f64) -> Result<()> {
-    let cfg = FleetConfig::load(fleet_file)?;
+pub fn publish_run(cfg: &FleetConfig, run: &Path, timeout_s: f64) -> Result<()> {
     let outbox = Outbox::open(&cfg.state_dir, cfg.max_queue)?;
     let ep = Episode::from_run(&cfg.robot_id, run)?;
     outbox.push(&ep)?;
-    let r = fleet::flush(&cfg, &outbox, "idle", Duration::from_secs_f64(timeout_s.max(0.0)))?;
+    let r = fleet::flush(cfg, &outbox, "idle", Duration::from_secs_f64(timeout_s.max(0.0)))?;
     if r.left == 0 {
         println!(
             "fleet     episode {} delivered to {} ({} acknowledged)",

@@ -347,9 +347,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Run { config, out, plan, .. } => run_node(config, out, plan),
         Command::Sim { scenario, tree, goal, seed, out, json, plan, live, perception, fleet, publish_timeout } => {
+            // The fleet file is checked before the run, so a bad one costs no run (and loses no
+            // episode): its error names the file and field before anything is written.
+            let fleet = fleet.as_deref().map(fleet::FleetConfig::load).transpose()?;
             let code = sim(scenario, tree, goal, seed, out.clone(), json, &plan, &live, &perception)?;
-            if let Some(f) = fleet {
-                fleet_cmd::publish_run(&f, &out, publish_timeout)?;
+            if let Some(cfg) = &fleet {
+                fleet_cmd::publish_run(cfg, &out, publish_timeout)?;
             }
             Ok(code)
         }

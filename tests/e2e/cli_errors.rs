@@ -156,3 +156,26 @@ fn out_of_range_and_negative_numbers_name_the_flag() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("invalid value '-1'") && stderr(&o).contains("--seed"), "{}", stderr(&o));
 }
+
+/// A bad fleet file is reported before the run: nothing is written to the run directory.
+#[test]
+fn a_bad_fleet_file_is_reported_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("robot.yaml");
+    std::fs::write(&fleet, "robot_id: r1\nbroker: {url: 'mqtt://127.0.0.1:1883'}\nmax_queue: lots\n").unwrap();
+    let out = dir.path().join("run");
+    let o = arbor(&[
+        "sim",
+        "--scenario",
+        SCENARIO,
+        "--tree",
+        TREE,
+        "--out",
+        out.to_str().unwrap(),
+        "--fleet",
+        fleet.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("robot.yaml"), "{}", stderr(&o));
+    assert!(!out.exists(), "no run was made");
+}

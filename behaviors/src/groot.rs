@@ -140,7 +140,6 @@ fn type_name(ty: &ParamType) -> &'static str {
 struct Instance<'a> {
     id: &'a str,
     fullpath: String,
-    root: &'a Node,
     /// The XML of the instance's tree, written as the uids are given.
     body: String,
 }
@@ -204,7 +203,7 @@ impl<'a> LoggerXml<'a> {
             out.push_str("/>\n");
             // The instance's own tree: its uids follow the SubTree node's.
             let slot = self.instances.len();
-            self.instances.push(Instance { id, fullpath: path.clone(), root, body: String::new() });
+            self.instances.push(Instance { id, fullpath: path.clone(), body: String::new() });
             let mut body = String::new();
             self.node(root, 2, &mut body, &path)?;
             self.instances[slot].body = body;
@@ -241,13 +240,14 @@ pub fn logger_xml(doc: &Tree, lib: &NodeLibrary) -> Result<(String, usize), Stri
             escape(&inst.fullpath),
             inst.body
         );
-        debug_assert!(!std::ptr::eq(inst.root, &main.root));
     }
     // Models: BT.CPP's built-ins and the library's own node types, sorted by ID.
     let mut models: Vec<(String, String)> = Vec::new();
     let mut builtin_ids = std::collections::HashSet::new();
     let mut cur: Option<(String, String)> = None;
-    for line in BUILTIN_MODELS.lines().filter(|l| !l.trim_start().starts_with("<!--") && !l.starts_with("     ")) {
+    // The file's models follow its header comment.
+    let builtin = BUILTIN_MODELS.split_once("-->\n").map_or(BUILTIN_MODELS, |(_, models)| models);
+    for line in builtin.lines() {
         if line.starts_with('<') && !line.starts_with("</") {
             if let Some(m) = cur.take() {
                 models.push(m);

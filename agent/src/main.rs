@@ -25,6 +25,8 @@ mod report;
 mod ros_config;
 #[cfg(feature = "ros2")]
 mod ros_node;
+#[cfg(feature = "ros2")]
+mod ros_robot;
 mod runs;
 mod timing;
 mod yaml_file;

@@ -4,46 +4,41 @@
 //! (detector -> tracker -> re-id -> working memory), tick the behavior tree against the robot's
 //! skills, publish status, entity markers and motion. Goals arrive as `std_msgs/String`: a tree
 //! (YAML or BT.CPP XML) runs as given; words go to the LLM planner (feature `llm`) on a worker
-//! thread, so the loop never blocks. Skills:
-//! - `navigate_to`: `geometry_msgs/PoseStamped` on `goal_pose` (what Nav2's bt_navigator and
-//!   RViz use), arrival judged on odometry; halting sends the current pose (stop there);
-//! - `look_at`, `scan`: `cmd_vel` turns closed on odometry's heading; `wait`: the clock;
-//! - every other skill (`capture_photo`, `say`, ...): a goal of the `arbor_msgs/action/ExecuteSkill`
-//!   action to the robot's skill server; halting the node cancels the goal.
+//! thread, so the loop never blocks. The robot's skills are `ros_robot::RosRobot`.
 //!
-//! Each goal gets a run directory (tree, ticks, events, episodic memory in SQLite, outcome).
+//! This file is the node's ROS I/O only: the loop's memory, tick and records are
+//! [`arbor_runtime::Agent`]'s, the same as the simulator's.
+//!
+//! Each goal gets a run directory like a simulator run's (tree, ticks, events, observations,
+//! episodic memory in SQLite, run.mcap, outcome, dataset line): replay, btlog, report, dataset
+//! build and the fleet read it.
 //! SIGINT/SIGTERM halt the tree (motion stops, remote goals are cancelled), finish the
 //! records and exit 0.
 
 use crate::plan::PlanArgs;
 use crate::ros_config::{NodeConfig, check_ros_args, ros_args, ros_param};
+use crate::ros_robot::{Outputs, RosRobot, now_msg, quat_of, yaw_of};
 use anyhow::{Context as _, Result, anyhow, bail};
-use arbor_behaviors::record::{JsonlSink, RecordOut, Recorder, TickEvent, TickRecord};
-use arbor_behaviors::{
-    CallId, Executor, NodeLibrary, NodeStatus, Robot, SkillCall, SkillStatus, Tree, Value, Vocabulary, conditions, xml,
-    yaml,
-};
-use arbor_memory::{EpisodicStore, Event, EventKind, WorkingMemory};
+use arbor_behaviors::metrics::Stage;
+use arbor_behaviors::planner::PlanRecord;
+use arbor_behaviors::record::TickEvent;
+use arbor_behaviors::{NodeStatus, Tree, Vocabulary, xml, yaml};
+use arbor_memory::WorkingMemory;
 use arbor_perception::camera::CameraModel;
 use arbor_perception::frame::Frame;
 use arbor_perception::pipeline::{Pipeline, PipelineConfig};
-use arbor_perception::{Point2, Pose2, SimTime};
+use arbor_perception::{Pose2, SimTime};
+use arbor_runtime::{Agent, Outcome, Perception, RunEnd, RunSpec, Stop};
 use futures::{FutureExt, StreamExt};
 use r2r::QosProfile;
 use r2r::arbor_msgs::action::ExecuteSkill::Action as ExecuteSkill;
-use r2r::geometry_msgs::msg::{Point, PoseStamped, Quaternion, Twist, Vector3};
+use r2r::geometry_msgs::msg::{Point, PoseStamped, Twist, Vector3};
 use r2r::nav_msgs::msg::Odometry;
 use r2r::sensor_msgs::msg::{CameraInfo, Image};
 use r2r::std_msgs::msg::{ColorRGBA, Header, String as StringMsg};
 use r2r::visualization_msgs::msg::{Marker, MarkerArray};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
-use std::f64::consts::PI;
-use std::fs::File;
-use std::future::Future;
-use std::io::BufWriter;
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -51,6 +46,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+/// What the planner thread sends back: the tree, the model that wrote it, the plan's record.
+type PlanResult = Result<(Tree, String, PlanRecord)>;
 
 /// `arbor run` options (the `--ros-args ...` part is read by rcl from the process arguments).
 #[derive(Debug, Clone)]
@@ -111,379 +109,6 @@ fn create_context() -> Result<r2r::Context> {
                 .unwrap_or_else(|| "unknown error".into());
             bail!("ROS 2 init failed (rcl rejected the --ros-args): {msg}")
         }
-    }
-}
-
-/// A header stamp from the node's ROS clock (simulated time under use_sim_time).
-fn now_msg(clock: &std::sync::Mutex<r2r::Clock>) -> r2r::builtin_interfaces::msg::Time {
-    let d = clock.lock().ok().and_then(|mut c| c.get_now().ok()).unwrap_or_default();
-    r2r::Clock::to_builtin_time(&d)
-}
-
-fn yaw_of(q: &Quaternion) -> f64 {
-    (2.0 * (q.w * q.z + q.x * q.y)).atan2(1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-}
-
-fn quat_of(yaw: f64) -> Quaternion {
-    Quaternion { x: 0.0, y: 0.0, z: (yaw / 2.0).sin(), w: (yaw / 2.0).cos() }
-}
-
-fn wrap(a: f64) -> f64 {
-    let mut a = (a + PI) % (2.0 * PI);
-    if a < 0.0 {
-        a += 2.0 * PI;
-    }
-    a - PI
-}
-
-/// What the skills publish; shared by the robot and the loop.
-struct Outputs {
-    cmd_vel: r2r::Publisher<Twist>,
-    goal_pose: r2r::Publisher<PoseStamped>,
-    map_frame: String,
-    clock: Arc<std::sync::Mutex<r2r::Clock>>,
-}
-
-impl Outputs {
-    fn twist(&self, angular_z: f64) {
-        let t = Twist { linear: Vector3::default(), angular: Vector3 { x: 0.0, y: 0.0, z: angular_z } };
-        if let Err(e) = self.cmd_vel.publish(&t) {
-            eprintln!("arbor: publishing cmd_vel failed: {e}");
-        }
-    }
-    fn goal(&self, x: f64, y: f64, yaw: f64) {
-        let msg = PoseStamped {
-            header: Header { stamp: now_msg(&self.clock), frame_id: self.map_frame.clone() },
-            pose: r2r::geometry_msgs::msg::Pose { position: Point { x, y, z: 0.0 }, orientation: quat_of(yaw) },
-        };
-        if let Err(e) = self.goal_pose.publish(&msg) {
-            eprintln!("arbor: publishing goal_pose failed: {e}");
-        }
-    }
-}
-
-/// What the planner thread sends back: the tree and what to record about the plan.
-type PlanResult = Result<(Tree, serde_json::Value)>;
-
-type RemoteFuture = Pin<Box<dyn Future<Output = SkillStatus>>>;
-
-enum Running {
-    Nav { goal: Point2, label: String, deadline: SimTime },
-    Turn { yaw: f64, label: String, deadline: SimTime },
-    Spin { turned: f64, last: Option<f64>, deadline: SimTime },
-    Wait { until: SimTime },
-    Remote { fut: RemoteFuture, handle: Rc<RefCell<Option<r2r::ActionClientGoal<ExecuteSkill>>>>, skill: String },
-}
-
-/// The robot as the tree sees it, over ROS 2.
-struct RosRobot {
-    out: Rc<Outputs>,
-    client: r2r::ActionClient<ExecuteSkill>,
-    action_name: String,
-    server_up: Rc<RefCell<bool>>,
-    places: BTreeMap<String, [f64; 2]>,
-    nav: crate::ros_config::NavigationSection,
-    pose: Option<Pose2>,
-    now: SimTime,
-    running: BTreeMap<CallId, Running>,
-    photographed: BTreeSet<String>,
-    /// Memory events from skills (photo taken, arrived, said), drained after each tick.
-    events: Vec<Event>,
-}
-
-impl RosRobot {
-    fn target_of(&self, name: &str, memory: &WorkingMemory) -> Option<(Point2, bool)> {
-        if let Some(p) = self.places.get(name) {
-            return Some((Point2::new(p[0], p[1]), true));
-        }
-        memory.entity(name).map(|e| (e.position, false))
-    }
-
-    fn remote(&mut self, call: &SkillCall<'_>) -> Result<Running, String> {
-        if !*self.server_up.borrow() {
-            return Err(format!("no skill server answers on '{}' (arbor_msgs/action/ExecuteSkill)", self.action_name));
-        }
-        let params: serde_json::Map<String, serde_json::Value> = call
-            .params
-            .iter()
-            .map(|(k, v)| {
-                let j = match v {
-                    Value::Number(n) => serde_json::json!(n),
-                    Value::Bool(b) => serde_json::json!(b),
-                    Value::Text(t) => serde_json::json!(t),
-                };
-                (k.clone(), j)
-            })
-            .collect();
-        let goal = r2r::arbor_msgs::action::ExecuteSkill::Goal {
-            skill: call.skill.to_string(),
-            node: call.node.to_string(),
-            params_json: serde_json::Value::Object(params).to_string(),
-        };
-        let req = self.client.send_goal_request(goal).map_err(|e| format!("sending the goal failed: {e}"))?;
-        let handle = Rc::new(RefCell::new(None));
-        let h = handle.clone();
-        let skill = call.skill.to_string();
-        let fut = async move {
-            let (goal, result, _feedback) = match req.await {
-                Ok(x) => x,
-                Err(e) => return SkillStatus::Failure(format!("the skill server refused {skill}: {e}")),
-            };
-            *h.borrow_mut() = Some(goal);
-            match result.await {
-                Ok((status, r)) if r.success && status == r2r::GoalStatus::Succeeded => SkillStatus::Success(r.message),
-                Ok((status, r)) => SkillStatus::Failure(if r.message.is_empty() {
-                    format!("{skill} ended {status:?}")
-                } else {
-                    r.message
-                }),
-                Err(e) => SkillStatus::Failure(format!("{skill}: no result from the skill server: {e}")),
-            }
-        };
-        Ok(Running::Remote { fut: Box::pin(fut), handle, skill: call.skill.to_string() })
-    }
-
-    fn step(&mut self, id: CallId, call: &SkillCall<'_>) -> SkillStatus {
-        let now = self.now;
-        let pose = self.pose;
-        let tol = self.nav.goal_tolerance_m;
-        let htol = self.nav.heading_tolerance;
-        let turn = self.nav.turn_speed;
-        let Some(r) = self.running.get_mut(&id) else {
-            return SkillStatus::Failure(format!("call {id} is not running"));
-        };
-        let status = match r {
-            Running::Nav { goal, label, deadline } => match pose {
-                Some(p) if p.position().distance(*goal) <= tol => SkillStatus::Success(format!("arrived at {label}")),
-                _ if now >= *deadline => {
-                    SkillStatus::Failure(format!("did not reach {label} within {} s", self.nav.timeout_s))
-                }
-                _ => SkillStatus::Running,
-            },
-            Running::Turn { yaw, label, deadline } => match pose {
-                Some(p) => {
-                    let err = wrap(*yaw - p.yaw);
-                    if err.abs() <= htol {
-                        self.out.twist(0.0);
-                        SkillStatus::Success(format!("facing {label}"))
-                    } else if now >= *deadline {
-                        self.out.twist(0.0);
-                        SkillStatus::Failure(format!("could not turn to {label}"))
-                    } else {
-                        self.out.twist((1.5 * err).clamp(-turn, turn));
-                        SkillStatus::Running
-                    }
-                }
-                None if now >= *deadline => SkillStatus::Failure("no odometry: cannot turn".into()),
-                None => SkillStatus::Running,
-            },
-            Running::Spin { turned, last, deadline } => {
-                if let Some(p) = pose {
-                    if let Some(l) = *last {
-                        *turned += wrap(p.yaw - l).abs();
-                    }
-                    *last = Some(p.yaw);
-                }
-                if *turned >= 2.0 * PI - htol {
-                    self.out.twist(0.0);
-                    SkillStatus::Success("looked around".into())
-                } else if now >= *deadline {
-                    self.out.twist(0.0);
-                    SkillStatus::Failure("scan did not complete a turn".into())
-                } else {
-                    self.out.twist(turn);
-                    SkillStatus::Running
-                }
-            }
-            Running::Wait { until } => {
-                if now >= *until {
-                    SkillStatus::Success("waited".into())
-                } else {
-                    SkillStatus::Running
-                }
-            }
-            Running::Remote { fut, .. } => {
-                let mut cx = Context::from_waker(Waker::noop());
-                match fut.as_mut().poll(&mut cx) {
-                    Poll::Pending => SkillStatus::Running,
-                    Poll::Ready(s) => s,
-                }
-            }
-        };
-        if !status.is_running() {
-            self.running.remove(&id);
-            if let SkillStatus::Success(detail) = &status {
-                let ev = match call.skill {
-                    "capture_photo" => {
-                        let who = call.text("entity").unwrap_or("");
-                        if !who.is_empty() {
-                            self.photographed.insert(who.to_string());
-                        }
-                        Some(Event::new(now, EventKind::PhotoTaken, format!("photo taken: {detail}")))
-                    }
-                    "navigate_to" => Some(Event::new(now, EventKind::Arrived, detail.clone())),
-                    "say" => {
-                        Some(Event::new(now, EventKind::Said, format!("said: {}", call.text("text").unwrap_or(""))))
-                    }
-                    _ => None,
-                };
-                self.events.extend(ev);
-            }
-        }
-        status
-    }
-}
-
-impl Robot for RosRobot {
-    fn start(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
-        let now = self.now;
-        let running = match call.skill {
-            "navigate_to" => {
-                let target = call.text("target").unwrap_or("");
-                let Some((p, is_place)) = self.target_of(target, memory) else {
-                    return SkillStatus::Failure(format!("unknown place or entity '{target}'"));
-                };
-                // Up to a person or object, not onto them: stop `standoff_m` short, facing them.
-                let (gx, gy, yaw) = match (self.pose, is_place) {
-                    (Some(r), false) => {
-                        let d = r.position().distance(p).max(1e-6);
-                        let k = ((d - self.nav.standoff_m) / d).max(0.0);
-                        let yaw = (p.y - r.y).atan2(p.x - r.x);
-                        (r.x + (p.x - r.x) * k, r.y + (p.y - r.y) * k, yaw)
-                    }
-                    (Some(r), true) => (p.x, p.y, (p.y - r.y).atan2(p.x - r.x)),
-                    (None, _) => (p.x, p.y, 0.0),
-                };
-                self.out.goal(gx, gy, yaw);
-                Running::Nav {
-                    goal: Point2::new(gx, gy),
-                    label: target.to_string(),
-                    deadline: now.plus(SimTime::from_secs_f64(self.nav.timeout_s)),
-                }
-            }
-            "look_at" => {
-                let who = call.text("entity").unwrap_or("");
-                let Some(e) = memory.entity(who) else {
-                    return SkillStatus::Failure(format!("{who} has not been seen"));
-                };
-                let Some(r) = self.pose else { return SkillStatus::Failure("no odometry yet: cannot turn".into()) };
-                let yaw = (e.position.y - r.y).atan2(e.position.x - r.x);
-                Running::Turn {
-                    yaw,
-                    label: who.to_string(),
-                    deadline: now.plus(SimTime::from_secs_f64(2.0 * PI / self.nav.turn_speed + 5.0)),
-                }
-            }
-            "scan" => Running::Spin {
-                turned: 0.0,
-                last: self.pose.map(|p| p.yaw),
-                deadline: now.plus(SimTime::from_secs_f64(4.0 * PI / self.nav.turn_speed + 5.0)),
-            },
-            "wait" => Running::Wait { until: now.plus(SimTime::from_secs_f64(call.number("seconds").unwrap_or(0.0))) },
-            _ => match self.remote(call) {
-                Ok(r) => r,
-                Err(e) => return SkillStatus::Failure(e),
-            },
-        };
-        self.running.insert(call.id, running);
-        self.step(call.id, call)
-    }
-
-    fn poll(&mut self, call: &SkillCall<'_>, _memory: &WorkingMemory) -> SkillStatus {
-        self.step(call.id, call)
-    }
-
-    fn halt(&mut self, call: &SkillCall<'_>) {
-        match self.running.remove(&call.id) {
-            Some(Running::Nav { .. }) => {
-                // Stop where the robot is: the navigator's new goal is its own pose.
-                if let Some(p) = self.pose {
-                    self.out.goal(p.x, p.y, p.yaw);
-                }
-                self.out.twist(0.0);
-            }
-            Some(Running::Turn { .. } | Running::Spin { .. }) => self.out.twist(0.0),
-            Some(Running::Remote { handle, skill, .. }) => {
-                if let Some(goal) = handle.borrow().as_ref() {
-                    // The request goes out now; its answer is not waited for.
-                    if let Err(e) = goal.cancel() {
-                        eprintln!("arbor: cancelling {skill} failed: {e}");
-                    }
-                }
-            }
-            Some(Running::Wait { .. }) | None => {}
-        }
-    }
-
-    fn check(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
-        if call.skill == "photographed" {
-            let who = call.text("entity").unwrap_or("");
-            return if self.photographed.contains(who) {
-                SkillStatus::Success(format!("{who} has been photographed"))
-            } else {
-                SkillStatus::Failure(format!("no photo of {who} yet"))
-            };
-        }
-        conditions::evaluate(call, memory)
-    }
-}
-
-/// Tick records go to the run's ticks.jsonl and are kept for the status message of the tick.
-struct NodeOut {
-    jsonl: JsonlSink<BufWriter<File>>,
-    tick: Vec<TickRecord>,
-}
-
-impl RecordOut for NodeOut {
-    fn put(&mut self, record: TickRecord) {
-        self.jsonl.write_line(&record);
-        self.tick.push(record);
-    }
-}
-
-/// One goal being carried out, with its records.
-struct ActiveRun {
-    dir: PathBuf,
-    goal: String,
-    tree_name: String,
-    executor: Executor,
-    sink: Recorder<NodeOut>,
-    events: JsonlSink<BufWriter<File>>,
-    episodic: EpisodicStore,
-    status: NodeStatus,
-    skill_calls: u64,
-}
-
-impl ActiveRun {
-    fn remember(&mut self, memory: &mut WorkingMemory, ev: Event) -> Result<()> {
-        self.events.write_line(&ev);
-        memory.push_event(ev.clone());
-        self.episodic.append(ev).with_context(|| format!("writing {}", self.dir.join("memory.sqlite").display()))
-    }
-
-    /// Ends the run: last event, records flushed, outcome written.
-    fn finish(mut self, memory: &mut WorkingMemory, now: SimTime, outcome: &str, detail: &str) -> Result<PathBuf> {
-        self.remember(memory, Event::new(now, EventKind::RunFinished, format!("run finished: {outcome}")))?;
-        self.episodic.flush().with_context(|| format!("flushing {}", self.dir.display()))?;
-        let dir = self.dir.clone();
-        let io = |p: &Path, e: std::io::Error| anyhow!("writing {}: {e}", p.display());
-        self.sink.out.jsonl.finish().map_err(|e| io(&dir.join("ticks.jsonl"), e))?;
-        self.events.finish().map_err(|e| io(&dir.join("events.jsonl"), e))?;
-        let stats = self.executor.stats();
-        let summary = serde_json::json!({
-            "goal": self.goal,
-            "tree": self.tree_name,
-            "outcome": outcome,
-            "detail": detail,
-            "tree_status": self.status,
-            "ticks": stats.ticks,
-            "halts": stats.halts,
-            "skill_calls": self.skill_calls,
-            "t_s": now.as_secs_f64(),
-        });
-        let p = dir.join("outcome.json");
-        std::fs::write(&p, format!("{}\n", serde_json::to_string_pretty(&summary)?)).map_err(|e| io(&p, e))?;
-        Ok(dir)
     }
 }
 
@@ -595,23 +220,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 
     let start = Instant::now();
     let out = Rc::new(Outputs { cmd_vel, goal_pose, map_frame: map_frame.clone(), clock: node.get_ros_clock() });
-    let mut robot = RosRobot {
-        out: out.clone(),
+    let mut robot = RosRobot::new(
+        out.clone(),
         client,
-        action_name: skill_action.clone(),
-        server_up: server_up.clone(),
-        places: cfg.places.clone(),
-        nav: cfg.navigation.clone(),
-        pose: None,
-        now: SimTime::ZERO,
-        running: BTreeMap::new(),
-        photographed: BTreeSet::new(),
-        events: Vec::new(),
-    };
-
-    let registry = arbor_sim::registry();
-    let library = NodeLibrary::with_skills(&registry);
-    let mut memory = WorkingMemory::with_config(&cfg.memory);
+        skill_action.clone(),
+        server_up.clone(),
+        cfg.places.clone(),
+        cfg.navigation.clone(),
+    );
+    // The runtime: working memory, the run in progress and its records (the simulator's, too).
+    let mut agent = Agent::new(arbor_runtime::skills::registry(), &cfg.memory, None);
+    let scenario = format!("ros2:{fq_name}");
     let pipeline_cfg: Option<PipelineConfig> = if cfg.perception.enabled {
         let mut pc = crate::perceive_cmd::pipeline_config(cfg.perception.config.as_deref())?;
         pc.detector.threads = cfg.perception.threads;
@@ -637,15 +256,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
     publish_status(&serde_json::json!({"state": "idle", "node": fq_name}));
 
-    let mut active: Option<ActiveRun> = None;
     let mut planning: Option<(String, Receiver<PlanResult>)> = None;
     let mut n_runs = 0u64;
-    // What the robot perceived while no goal ran (bounded): recorded at the start of the next
-    // run, before its goal, so a face seen just before a goal arrives is in that run's records.
-    let mut idle_events: std::collections::VecDeque<Event> = std::collections::VecDeque::new();
-    const IDLE_EVENTS_MAX: usize = 1024;
-    let mut pending_tree: Option<(Tree, String, String, Option<serde_json::Value>)> = match &cfg.tree {
-        Some(p) => Some((arbor_behaviors::load_tree(p)?, p.display().to_string(), String::new(), None)),
+    // Odometry when the run started: the run's distance is what was driven since.
+    let mut odometry_at_start = 0.0;
+    let mut pending: Option<Pending> = match &cfg.tree {
+        Some(p) => Some(Pending {
+            tree: arbor_behaviors::load_tree(p)?,
+            source: p.display().to_string(),
+            goal: String::new(),
+            author: "hand".into(),
+            plan: None,
+        }),
         None => None,
     };
     let period = Duration::from_secs_f64(1.0 / tick_hz);
@@ -674,7 +296,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         // Messages in: newest odometry and camera info, newest frame.
         while let Poll::Ready(Some(o)) = odoms.poll_next_unpin(&mut cx) {
             let p = &o.pose.pose;
-            robot.pose = Some(Pose2::new(p.position.x, p.position.y, yaw_of(&p.orientation)));
+            robot.set_pose(Pose2::new(p.position.x, p.position.y, yaw_of(&p.orientation)));
         }
         while let Poll::Ready(Some(i)) = infos.poll_next_unpin(&mut cx) {
             camera_info = Some(i);
@@ -691,8 +313,94 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             new_goal = Some(g.data);
         }
 
-        // Perceive.
-        let mut perceived: Vec<Event> = Vec::new();
+        // A new goal replaces what runs: halt it, close its records.
+        if let Some(text) = new_goal {
+            if agent.is_running() {
+                agent.halt(now, &mut robot, Stop::Outside("replaced by a new goal".into()));
+                let f = agent.finish(now, run_end(&robot, odometry_at_start)).context("closing the run's records")?;
+                println!("arbor: halted for a new goal ({})", f.dir.display());
+            }
+            planning = None;
+            match read_goal(&text, &goal_topic) {
+                Ok(GoalText::Tree(tree)) => {
+                    let goal = tree.goal.clone().unwrap_or_else(|| tree.name.clone());
+                    let source = format!("<{goal_topic}>");
+                    pending = Some(Pending { tree, source, goal, author: "hand".into(), plan: None });
+                }
+                Ok(GoalText::Words(goal)) => {
+                    publish_status(&serde_json::json!({"state": "planning", "goal": goal}));
+                    let (tx, rx) = sync_channel(1);
+                    let context = plan_context(&cfg, &agent.memory);
+                    let plan_args = args.plan.clone();
+                    let g = goal.clone();
+                    std::thread::spawn(move || {
+                        // Names are checked by the planner's grammar and the tree check; whether
+                        // a place is reachable is the navigator's call on a robot (no map here).
+                        let check = |_: &Tree| Ok(());
+                        let res = crate::plan::plan_in(&g, context, &check, 0, &plan_args)
+                            .map(|o| (o.tree.tree().clone(), o.model.clone(), o.record()));
+                        let _ = tx.send(res);
+                    });
+                    planning = Some((goal, rx));
+                }
+                Err(e) => publish_status(&serde_json::json!({"state": "error", "error": format!("{e:#}")})),
+            }
+        }
+        if let Some((goal, rx)) = &planning {
+            match rx.try_recv() {
+                Ok(Ok((tree, model, record))) => {
+                    let goal = goal.clone();
+                    pending =
+                        Some(Pending { tree, source: "<planner>".into(), goal, author: model, plan: Some(record) });
+                    planning = None;
+                }
+                Ok(Err(e)) => {
+                    publish_status(&serde_json::json!({"state": "error", "goal": goal, "error": format!("{e:#}")}));
+                    planning = None;
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => {
+                    publish_status(
+                        &serde_json::json!({"state": "error", "goal": goal, "error": "the planner stopped"}),
+                    );
+                    planning = None;
+                }
+            }
+        }
+        if let Some(p) = pending.take() {
+            n_runs += 1;
+            let goal =
+                if p.goal.is_empty() { p.tree.goal.clone().unwrap_or_else(|| p.tree.name.clone()) } else { p.goal };
+            let mut entities: Vec<String> = cfg.people.iter().chain(cfg.objects.iter()).cloned().collect();
+            entities.extend(agent.memory.entities().map(|e| e.id.to_string()));
+            let spec = RunSpec {
+                dir: out_root.join(format!("{n_runs:03}-{}-{}", now.as_secs_f64() as u64, slug(&goal))),
+                scenario: scenario.clone(),
+                scenario_text: None,
+                vocabulary: Vocabulary { places: cfg.places.keys().cloned().collect(), entities },
+                tree: p.tree,
+                tree_source: p.source,
+                tree_author: p.author,
+                goal: goal.clone(),
+                seed: 0,
+                tick_hz,
+                plan: p.plan,
+                plan_context: plan_context(&cfg, &agent.memory),
+            };
+            match agent.start(now, spec) {
+                Ok(dir) => {
+                    odometry_at_start = robot.odometry_m;
+                    let tree = agent.current().map(|(_, _, t)| t.to_string()).unwrap_or_default();
+                    println!("arbor: running '{tree}' ({})", dir.display());
+                }
+                Err(e) => {
+                    publish_status(&serde_json::json!({"state": "error", "goal": goal, "error": format!("{e:#}")}))
+                }
+            }
+        }
+
+        // Perceive: the newest frame through the pipeline, into memory (and the run's records).
+        let mut perception = Perception::default();
         if let (Some(img), Some(pc), false) = (frame_msg, &pipeline_cfg, perception_off) {
             let pose = robot.pose.unwrap_or_default();
             if pipeline.is_none() {
@@ -725,37 +433,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             );
             frames += 1;
             let output = match frame {
-                Ok(f) => pipeline.as_mut().map(|p| p.process(&f, pose)),
+                Ok(f) => pipeline.as_mut().map(|p| agent.time(Stage::Perceive, || p.process(&f, pose))),
                 Err(e) => {
                     eprintln!("arbor: dropped a frame: {e}");
                     None
                 }
             };
             match output {
-                Some(Ok(fo)) => {
-                    let (observations, attention) = arbor_sim::camera::split(&fo);
-                    let changes = memory.update(now, &observations);
-                    for (ids, kind, verb) in [
-                        (&changes.appeared, EventKind::EntityAppeared, "came into view"),
-                        (&changes.disappeared, EventKind::EntityLeft, "went out of view"),
-                    ] {
-                        for id in ids {
-                            let mut ev = Event::new(now, kind, format!("{id} {verb}")).with_entity(id.clone());
-                            if let Some(e) = memory.entity(id.as_str()) {
-                                ev = ev.with_pose(e.position);
-                            }
-                            perceived.push(ev);
-                        }
-                    }
-                    for (id, started) in attention {
-                        let (kind, verb) = if started {
-                            (EventKind::AttentionStarted, "started attending to the robot")
-                        } else {
-                            (EventKind::AttentionStopped, "stopped attending to the robot")
-                        };
-                        perceived.push(Event::new(now, kind, format!("{id} {verb}")).with_entity(id));
-                    }
-                }
+                Some(Ok(fo)) => perception = Perception::of_frame(&fo),
                 Some(Err(e)) => {
                     dropped += 1;
                     eprintln!("arbor: perception failed on a frame: {e}");
@@ -764,199 +449,109 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             }
         } else if pipeline_cfg.is_none() || perception_off {
             // No camera pipeline: memory still ages (entities told about stay, none in view).
-            let _ = memory.update(now, &[]);
+            perception.observations = Some(Vec::new());
         }
-        if last_markers.elapsed() >= Duration::from_millis(200) || !perceived.is_empty() {
+        let any_events = perception.observations.is_some();
+        agent.perceive(now, perception, &robot, None).context("recording perception")?;
+        if last_markers.elapsed() >= Duration::from_millis(200) || any_events {
             last_markers = Instant::now();
-            let markers = entity_markers(&memory, &map_frame, now_msg(&out.clock));
+            let markers = entity_markers(&agent.memory, &map_frame, now_msg(&out.clock));
             if let Err(e) = markers_pub.publish(&markers) {
                 eprintln!("arbor: publishing entities failed: {e}");
             }
         }
 
-        // A new goal replaces what runs: halt it, close its records.
-        if let Some(text) = new_goal {
-            if let Some(mut run) = active.take() {
-                run.executor.halt(now, &mut robot, &memory, &mut run.sink);
-                let dir = run.finish(&mut memory, now, "halted", "replaced by a new goal")?;
-                println!("arbor: halted for a new goal ({})", dir.display());
-            }
-            planning = None;
-            match read_goal(&text, &goal_topic) {
-                Ok(GoalText::Tree(tree)) => {
-                    let goal = tree.goal.clone().unwrap_or_else(|| tree.name.clone());
-                    pending_tree = Some((tree, format!("<{goal_topic}>"), goal, None));
-                }
-                Ok(GoalText::Words(goal)) => {
-                    publish_status(&serde_json::json!({"state": "planning", "goal": goal}));
-                    let (tx, rx) = sync_channel(1);
-                    let context = plan_context(&cfg, &memory);
-                    let plan_args = args.plan.clone();
-                    let g = goal.clone();
-                    std::thread::spawn(move || {
-                        // Names are checked by the planner's grammar and the tree check; whether
-                        // a place is reachable is the navigator's call on a robot (no map here).
-                        let check = |_: &Tree| Ok(());
-                        let res = crate::plan::plan_in(&g, context, &check, 0, &plan_args).map(|o| {
-                            let record = serde_json::json!({"plan": o.plan_text, "attempts": o.figures.attempts});
-                            (o.tree.tree().clone(), record)
-                        });
-                        let _ = tx.send(res);
-                    });
-                    planning = Some((goal, rx));
-                }
-                Err(e) => publish_status(&serde_json::json!({"state": "error", "error": format!("{e:#}")})),
-            }
-        }
-        if let Some((goal, rx)) = &planning {
-            match rx.try_recv() {
-                Ok(Ok((tree, record))) => {
-                    pending_tree = Some((tree, "<planner>".into(), goal.clone(), Some(record)));
-                    planning = None;
-                }
-                Ok(Err(e)) => {
-                    publish_status(&serde_json::json!({"state": "error", "goal": goal, "error": format!("{e:#}")}));
-                    planning = None;
-                }
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => {
-                    publish_status(
-                        &serde_json::json!({"state": "error", "goal": goal, "error": "the planner stopped"}),
-                    );
-                    planning = None;
-                }
-            }
-        }
-        if let Some((tree, source, goal, plan)) = pending_tree.take() {
-            n_runs += 1;
-            match start_run(&tree, &source, &goal, plan, &library, &cfg, &memory, &out_root, n_runs, now) {
-                Ok(mut run) => {
-                    for ev in idle_events.drain(..) {
-                        run.remember(&mut memory, ev)?;
-                    }
-                    let g = Event::new(now, EventKind::GoalSet, run.goal.clone());
-                    run.remember(&mut memory, g)?;
-                    memory.set_goal(run.goal.clone());
-                    println!("arbor: running '{}' ({})", run.tree_name, run.dir.display());
-                    active = Some(run);
-                }
-                Err(e) => {
-                    publish_status(&serde_json::json!({"state": "error", "goal": goal, "error": format!("{e:#}")}))
-                }
-            }
-        }
-
         // Decide and act.
-        if active.is_none() {
-            for ev in perceived.drain(..) {
-                if idle_events.len() == IDLE_EVENTS_MAX {
-                    idle_events.pop_front();
-                }
-                idle_events.push_back(ev);
-            }
-        }
-        if let Some(run) = active.as_mut() {
-            for ev in perceived.drain(..) {
-                run.remember(&mut memory, ev)?;
-            }
-            run.sink.out.tick.clear();
-            run.status = run.executor.tick(now, &mut robot, &memory, &mut run.sink);
-            for ev in std::mem::take(&mut robot.events) {
-                run.remember(&mut memory, ev)?;
-            }
-            let mut finished = Vec::new();
-            for r in &run.sink.out.tick {
-                match &r.event {
-                    TickEvent::SkillStarted { skill, .. } => {
-                        run.skill_calls += 1;
-                        finished.push(Event::new(now, EventKind::SkillStarted, format!("{skill} started")));
-                    }
-                    TickEvent::SkillFinished { skill, success, detail, .. } => {
-                        let verdict = if *success { "succeeded" } else { "failed" };
-                        finished.push(Event::new(
-                            now,
-                            EventKind::SkillFinished,
-                            format!("{skill} {verdict}: {detail}"),
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-            for ev in finished {
-                run.remember(&mut memory, ev)?;
-            }
-            let running: Vec<String> = run
-                .executor
-                .nodes()
-                .iter()
-                .zip(run.executor.statuses())
-                .filter(|(n, s)| *s == NodeStatus::Running && n.category.xml_name() == "Action")
-                .map(|(n, _)| n.path.clone())
-                .collect();
-            let state = match run.status {
-                NodeStatus::Success => "succeeded",
-                NodeStatus::Failure => "failed",
-                _ => "running",
-            };
-            let skills: Vec<serde_json::Value> = run
-                .sink
-                .out
-                .tick
-                .iter()
-                .filter_map(|r| match &r.event {
-                    TickEvent::SkillStarted { skill, node, .. } => {
-                        Some(serde_json::json!({"skill": skill, "node": node, "event": "started"}))
-                    }
-                    TickEvent::SkillFinished { skill, node, success, detail, .. } => Some(
-                        serde_json::json!({"skill": skill, "node": node, "event": "finished", "success": success, "detail": detail}),
-                    ),
-                    TickEvent::SkillHalted { skill, node, .. } => {
-                        Some(serde_json::json!({"skill": skill, "node": node, "event": "halted"}))
-                    }
-                    _ => None,
-                })
-                .collect();
+        let Some(status) = agent.tick(now, &mut robot).context("recording the tick")? else { continue };
+        publish_status(&tick_status(&agent, status, now));
+        if status.is_done() {
+            let f = agent.finish(now, run_end(&robot, odometry_at_start)).context("closing the run's records")?;
+            let outcome = f.summary.outcome;
+            println!("arbor: '{}' finished: {outcome} ({})", f.summary.tree, f.dir.display());
             publish_status(&serde_json::json!({
-                "state": state,
-                "goal": run.goal,
-                "tree": run.tree_name,
-                "tick": run.executor.stats().ticks,
-                "t_s": now.as_secs_f64(),
-                "running": running,
-                "skills": skills,
-                "run_dir": run.dir.display().to_string(),
+                "state": if outcome == Outcome::Success { "succeeded" } else { "failed" },
+                "goal": f.summary.goal, "tree": f.summary.tree, "outcome": outcome.to_string(),
+                "run_dir": f.dir.display().to_string(), "frames": frames, "dropped_frames": dropped,
             }));
-            if run.status.is_done()
-                && let Some(run) = active.take()
-            {
-                let outcome = if run.status == NodeStatus::Success { "success" } else { "failure" };
-                let (goal, tree) = (run.goal.clone(), run.tree_name.clone());
-                let dir = run.finish(&mut memory, now, outcome, "")?;
-                println!("arbor: '{tree}' finished: {outcome} ({})", dir.display());
-                publish_status(&serde_json::json!({
-                    "state": if outcome == "success" { "succeeded" } else { "failed" },
-                    "goal": goal, "tree": tree, "outcome": outcome, "run_dir": dir.display().to_string(),
-                    "frames": frames, "dropped_frames": dropped,
-                }));
-            }
         }
     }
 
     // SIGINT/SIGTERM: halt the tree (stops motion, cancels remote skills), finish the records.
     let now = SimTime::from_secs_f64(start.elapsed().as_secs_f64());
     robot.now = now;
-    if let Some(mut run) = active.take() {
-        run.executor.halt(now, &mut robot, &memory, &mut run.sink);
-        let goal = run.goal.clone();
-        let dir = run.finish(&mut memory, now, "halted", "the node was stopped")?;
-        publish_status(&serde_json::json!({"state": "halted", "goal": goal, "run_dir": dir.display().to_string()}));
-        println!("arbor: halted ({})", dir.display());
+    if agent.is_running() {
+        agent.halt(now, &mut robot, Stop::Outside("the node was stopped".into()));
+        let f = agent.finish(now, run_end(&robot, odometry_at_start)).context("closing the run's records")?;
+        let dir = f.dir.display().to_string();
+        publish_status(&serde_json::json!({"state": "halted", "goal": f.summary.goal, "run_dir": dir}));
+        println!("arbor: halted ({dir})");
     }
     out.twist(0.0);
     // Let the last messages (status, cancel requests) leave before the node goes.
     node.spin_once(Duration::from_millis(100));
     println!("arbor: node stopped ({frames} frames, {dropped} dropped)");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A tree waiting to start: sent as a tree, or planned from words.
+struct Pending {
+    tree: Tree,
+    source: String,
+    goal: String,
+    author: String,
+    plan: Option<PlanRecord>,
+}
+
+/// What the robot adds to a run's summary: the distance driven (no criteria, photos from memory).
+fn run_end(robot: &RosRobot, odometry_at_start: f64) -> RunEnd {
+    RunEnd { distance_m: robot.odometry_m - odometry_at_start, ..RunEnd::default() }
+}
+
+/// The status message of a tick: the running actions and the skill events of the tick.
+fn tick_status(agent: &Agent, status: NodeStatus, now: SimTime) -> serde_json::Value {
+    let running: Vec<String> = agent
+        .executor()
+        .map(|ex| {
+            ex.nodes()
+                .iter()
+                .zip(ex.statuses())
+                .filter(|(n, s)| *s == NodeStatus::Running && n.category.xml_name() == "Action")
+                .map(|(n, _)| n.path.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let state = match status {
+        NodeStatus::Success => "succeeded",
+        NodeStatus::Failure => "failed",
+        _ => "running",
+    };
+    let skills: Vec<serde_json::Value> = agent
+        .last_tick()
+        .iter()
+        .filter_map(|r| match &r.event {
+            TickEvent::SkillStarted { skill, node, .. } => {
+                Some(serde_json::json!({"skill": skill, "node": node, "event": "started"}))
+            }
+            TickEvent::SkillFinished { skill, node, success, detail, .. } => Some(
+                serde_json::json!({"skill": skill, "node": node, "event": "finished", "success": success, "detail": detail}),
+            ),
+            TickEvent::SkillHalted { skill, node, .. } => {
+                Some(serde_json::json!({"skill": skill, "node": node, "event": "halted"}))
+            }
+            _ => None,
+        })
+        .collect();
+    let (dir, goal, tree) = agent.current().map(|(d, g, t)| (d.display().to_string(), g, t)).unwrap_or_default();
+    serde_json::json!({
+        "state": state,
+        "goal": goal,
+        "tree": tree,
+        "tick": agent.executor().map(|e| e.stats().ticks).unwrap_or(0),
+        "t_s": now.as_secs_f64(),
+        "running": running,
+        "skills": skills,
+        "run_dir": dir,
+    })
 }
 
 fn plan_context(cfg: &NodeConfig, memory: &WorkingMemory) -> arbor_behaviors::planner::PlanContext {
@@ -985,64 +580,10 @@ fn last_seen(cfg: &NodeConfig, memory: &WorkingMemory) -> Vec<String> {
     memory
         .entities()
         .filter_map(|e| {
-            let (place, _) = cfg
-                .places
-                .iter()
-                .map(|(name, p)| (name, e.position.distance(Point2::new(p[0], p[1]))))
-                .min_by(|a, b| a.1.total_cmp(&b.1))?;
+            let place = arbor_runtime::skills::nearest_place(&cfg.places, e.position)?;
             Some(format!("{} was last seen in the {place}", e.id))
         })
         .collect()
-}
-
-#[allow(clippy::too_many_arguments, reason = "one call site: the loop's state, passed as it is")]
-fn start_run(
-    tree: &Tree,
-    source: &str,
-    goal: &str,
-    plan: Option<serde_json::Value>,
-    library: &NodeLibrary,
-    cfg: &NodeConfig,
-    memory: &WorkingMemory,
-    out_root: &Path,
-    n: u64,
-    now: SimTime,
-) -> Result<ActiveRun> {
-    let mut entities: Vec<String> = cfg.people.iter().chain(cfg.objects.iter()).cloned().collect();
-    entities.extend(memory.entities().map(|e| e.id.to_string()));
-    let vocab = Vocabulary { places: cfg.places.keys().cloned().collect(), entities };
-    let checked = tree.check(source, library, Some(&vocab), false)?;
-    let executor = Executor::with_source(&checked, source)?;
-    let goal = if goal.is_empty() { tree.goal.clone().unwrap_or_else(|| tree.name.clone()) } else { goal.to_string() };
-    let dir = out_root.join(format!("{n:03}-{}-{}", now.as_secs_f64() as u64, slug(&goal)));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let write = |name: &str, text: &str| -> Result<()> {
-        let p = dir.join(name);
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
-    };
-    write("tree.yaml", &yaml::to_yaml(checked.tree()))?;
-    if let Some(p) = &plan {
-        write("plan.json", &format!("{}\n", serde_json::to_string_pretty(p)?))?;
-    }
-    let create = |name: &str| -> Result<BufWriter<File>> {
-        let p = dir.join(name);
-        Ok(BufWriter::new(File::create(&p).with_context(|| format!("creating {}", p.display()))?))
-    };
-    let nodes = executor.nodes();
-    let sink = Recorder::new(&nodes, NodeOut { jsonl: JsonlSink::new(create("ticks.jsonl")?), tick: Vec::new() });
-    let events = JsonlSink::new(create("events.jsonl")?);
-    let episodic = EpisodicStore::open(dir.join("memory.sqlite"))?;
-    Ok(ActiveRun {
-        dir,
-        goal,
-        tree_name: checked.tree().name.clone(),
-        executor,
-        sink,
-        events,
-        episodic,
-        status: NodeStatus::Idle,
-        skill_calls: 0,
-    })
 }
 
 fn entity_markers(memory: &WorkingMemory, frame: &str, stamp: r2r::builtin_interfaces::msg::Time) -> MarkerArray {
@@ -1097,6 +638,8 @@ fn entity_markers(memory: &WorkingMemory, frame: &str, stamp: r2r::builtin_inter
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]
     use super::*;
+    use crate::ros_robot::wrap;
+    use std::f64::consts::PI;
 
     #[test]
     fn goals_are_trees_or_words() {

@@ -33,6 +33,7 @@ fn record(path: &Path, ticks: u32) -> (u64, arbor_behaviors::CheckedTree) {
         tree_author: "bench".into(),
         scenario_yaml: String::new(),
         working_memory: Default::default(),
+        vocabulary: None,
     };
     w.put(Topic::Run, 0, &header);
     let nodes = ex.nodes();
@@ -44,7 +45,7 @@ fn record(path: &Path, ticks: u32) -> (u64, arbor_behaviors::CheckedTree) {
         sink.out.put(
             Topic::Observations,
             t.micros(),
-            &ObservationsMsg { tick: k, t_us: t.micros(), observations: vec![] },
+            &ObservationsMsg { tick: k, t_us: t.micros(), observations: vec![], stale: false },
         );
         let s = ex.tick(t, &mut BenchRobot, &mem, &mut sink);
         sink.out.end_tick();

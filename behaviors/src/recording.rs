@@ -161,6 +161,9 @@ pub struct RunHeader {
     /// Working memory bounds of the run (replay rebuilds memory with the same ones).
     #[serde(default)]
     pub working_memory: arbor_memory::WorkingConfig,
+    /// A robot run has no scenario file: the names its tree was checked against are here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocabulary: Option<crate::Vocabulary>,
 }
 
 /// The tree as run, and the executor's node table (index = position).
@@ -176,6 +179,10 @@ pub struct ObservationsMsg {
     pub tick: u64,
     pub t_us: u64,
     pub observations: Vec<Observation>,
+    /// True when no perception frame came this tick (a robot's camera is slower than its
+    /// tick): working memory was not updated. Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -365,6 +372,8 @@ pub struct TickFrame {
     pub tick: u64,
     pub t_us: u64,
     pub observations: Vec<Observation>,
+    /// No perception frame this tick: memory was not updated with `observations`.
+    pub stale: bool,
     /// Events that entered memory from perception before the tree ticked.
     pub perceived: Vec<Event>,
     /// Events that entered memory after the tree ticked.
@@ -381,6 +390,8 @@ pub struct Recording {
     pub tree: TreeMsg,
     /// Events before the first tick (the goal).
     pub initial_events: Vec<Event>,
+    /// Working memory's entities when the run started (empty for a simulator run).
+    pub initial_entities: Vec<EntityState>,
     /// Ticks 1..=n in order.
     pub frames: Vec<TickFrame>,
     /// Why the tree was halted from outside after its last tick, if it was.
@@ -437,6 +448,7 @@ impl Recording {
         let mut header: Option<RunHeader> = None;
         let mut tree: Option<TreeMsg> = None;
         let mut initial_events = Vec::new();
+        let mut initial_entities = Vec::new();
         let mut frames: Vec<TickFrame> = Vec::new();
         let mut closing_records = Vec::new();
         let mut halt: Option<HaltMsg> = None;
@@ -470,6 +482,7 @@ impl Recording {
                         tick: o.tick,
                         t_us: o.t_us,
                         observations: o.observations,
+                        stale: o.stale,
                         ..TickFrame::default()
                     });
                 }
@@ -497,6 +510,11 @@ impl Recording {
                 Topic::Halt => halt = Some(decode(m, i).map_err(fmt)?),
                 Topic::Planner => planner = Some(decode(m, i).map_err(fmt)?),
                 Topic::Outcome => outcome = Some(decode(m, i).map_err(fmt)?),
+                // Working memory as the run found it (a robot remembers across goals).
+                Topic::Entities if frames.is_empty() => {
+                    let e: EntitiesMsg = decode(m, i).map_err(fmt)?;
+                    initial_entities = e.entities;
+                }
                 Topic::Entities => {}
             }
         }
@@ -507,6 +525,7 @@ impl Recording {
             header,
             tree,
             initial_events,
+            initial_entities,
             frames,
             halt,
             closing_records,

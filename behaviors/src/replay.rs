@@ -395,6 +395,7 @@ pub fn replay(rec: &Recording, tree: &CheckedTree, source: &str) -> Result<Repla
 
     let mut robot = ReplayRobot::new(rec);
     let mut memory = WorkingMemory::with_config(&rec.header.working_memory);
+    memory.restore_entities(rec.initial_entities.iter().cloned());
     memory.set_goal(rec.header.goal.clone());
     for ev in &rec.initial_events {
         memory.push_event(ev.clone());
@@ -423,7 +424,9 @@ pub fn replay(rec: &Recording, tree: &CheckedTree, source: &str) -> Result<Repla
             break;
         }
         let now = SimTime(frame.t_us);
-        memory.update(now, &frame.observations);
+        if !frame.stale {
+            memory.update(now, &frame.observations);
+        }
         for ev in &frame.perceived {
             memory.push_event(ev.clone());
         }

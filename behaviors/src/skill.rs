@@ -115,7 +115,7 @@ impl SkillSpec {
 
 /// Names the world knows: places on the map and entities the robot knows of. Parameters of
 /// type entity/place/target are checked against it when it is given.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Vocabulary {
     pub places: Vec<String>,
     pub entities: Vec<String>,

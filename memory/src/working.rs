@@ -225,6 +225,13 @@ impl WorkingMemory {
         changes
     }
 
+    /// Puts back entities as a recording found them at the start of a run (replay).
+    pub fn restore_entities(&mut self, entities: impl IntoIterator<Item = EntityState>) {
+        for e in entities {
+            self.entities.insert(e.id.clone(), e);
+        }
+    }
+
     pub fn entity(&self, id: &str) -> Option<&EntityState> {
         self.entities.get(&EntityId::new(id))
     }

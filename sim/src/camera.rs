@@ -13,11 +13,10 @@ use arbor_perception::camera::CameraModel;
 use arbor_perception::describe::{AsyncDescriber, DescribeError, Describer, Description};
 use arbor_perception::detect::{BBox, DetectError};
 use arbor_perception::frame::Frame;
-use arbor_perception::mot::{MotAccumulator, MotSummary};
+use arbor_perception::mot::MotAccumulator;
 use arbor_perception::pipeline::{FrameOutput, Pipeline, PipelineConfig};
-use arbor_perception::{EntityId, EntityKind, Observation, Pose2, SimTime};
+use arbor_perception::{EntityId, EntityKind, Pose2, SimTime};
 use image::RgbImage;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,23 +75,7 @@ pub enum CameraError {
     Config(String),
 }
 
-/// How perception went in a camera run (`outcome.json`'s `perception`): deterministic figures
-/// only (the per-frame wall-clock time is the `perceive` stage of `timing.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PerceptionReport {
-    pub mode: String,
-    pub detector: String,
-    pub frames: u64,
-    pub dropped_frames: u64,
-    /// People enrolled for re-identification (rendered alone, 1.5 m, facing the camera).
-    pub enrolled: Vec<String>,
-    pub tracking: MotSummary,
-    /// Vision-language descriptions received and failed (0 without a describer).
-    #[serde(default)]
-    pub descriptions: u64,
-    #[serde(default)]
-    pub description_errors: u64,
-}
+pub use arbor_runtime::PerceptionReport;
 
 /// The rendered camera and the pipeline behind it.
 pub struct CameraPerception {
@@ -290,7 +273,10 @@ pub fn described_event(d: Description, now: SimTime) -> arbor_memory::Event {
     }
 }
 
-/// Observations of a frame output, and the attention events as (entity, started).
-pub fn split(out: &FrameOutput) -> (Vec<Observation>, Vec<(EntityId, bool)>) {
-    (out.observations(), out.attention_changes.clone())
+impl arbor_runtime::Describe for CameraPerception {
+    /// Asks about the people who just came into view; returns the descriptions that arrived.
+    fn describe(&mut self, now: SimTime, appeared: &[EntityId]) -> Vec<arbor_memory::Event> {
+        self.describe_new(now, appeared);
+        self.descriptions().into_iter().map(|d| described_event(d, now)).collect()
+    }
 }

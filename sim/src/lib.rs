@@ -19,22 +19,7 @@ pub mod runner;
 pub mod scenario;
 pub mod world;
 
+pub use arbor_runtime::skills::{register, registry};
 pub use runner::{RunConfig, RunError, RunSummary, run};
 pub use scenario::{Scenario, ScenarioError};
 pub use world::{World, render};
-
-use arbor_behaviors::SkillRegistry;
-
-/// Registers the simulator's skills and the memory-backed conditions: everything a tree
-/// may use against the simulator.
-pub fn register(reg: &mut SkillRegistry) {
-    world::register_skills(reg);
-    arbor_behaviors::conditions::register(reg);
-}
-
-/// The registry for simulator runs.
-pub fn registry() -> SkillRegistry {
-    let mut reg = SkillRegistry::new();
-    register(&mut reg);
-    reg
-}

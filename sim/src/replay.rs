@@ -1,5 +1,6 @@
 //! `arbor replay`: a run directory's recording re-executed against the recorded world (see
-//! [`arbor_behaviors::replay`]); the skills and vocabulary come from the recorded scenario.
+//! [`arbor_behaviors::replay`]); the vocabulary comes from the recorded scenario (simulator runs)
+//! or the recorded names (robot runs).
 
 use crate::scenario::Scenario;
 use arbor_behaviors::recording::{Recording, RecordingError};
@@ -28,8 +29,13 @@ pub fn recording_path(run: &Path) -> PathBuf {
 pub fn replay_run(run: &Path, other: Option<&Path>) -> Result<(Recording, ReplayReport), ReplayError> {
     let path = recording_path(run);
     let rec = Recording::open(&path)?;
-    let scenario = Scenario::parse(&rec.header.scenario_yaml, &format!("{} (recorded scenario)", path.display()))
-        .map_err(|e| ReplayError::Scenario { path: path.clone(), message: e.to_string() })?;
+    // A simulator run recorded its scenario; a robot run the names its tree was checked against.
+    let vocabulary = match &rec.header.vocabulary {
+        Some(v) => v.clone(),
+        None => Scenario::parse(&rec.header.scenario_yaml, &format!("{} (recorded scenario)", path.display()))
+            .map_err(|e| ReplayError::Scenario { path: path.clone(), message: e.to_string() })?
+            .vocabulary(),
+    };
     let library = NodeLibrary::with_skills(&crate::registry());
     let (tree, source): (Tree, String) = match other {
         Some(file) => (load_tree(file)?, file.display().to_string()),
@@ -38,7 +44,7 @@ pub fn replay_run(run: &Path, other: Option<&Path>) -> Result<(Recording, Replay
             (yaml::parse(&rec.tree.yaml, &source)?, source)
         }
     };
-    let checked = tree.check(&source, &library, Some(&scenario.vocabulary()), false)?;
+    let checked = tree.check(&source, &library, Some(&vocabulary), false)?;
     let report = replay::replay(&rec, &checked, &source)?;
     Ok((rec, report))
 }

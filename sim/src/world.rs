@@ -4,12 +4,9 @@
 use crate::nav::{Grid, Wall};
 use crate::scenario::{Criterion, Motion, Scenario};
 use arbor_behaviors::robot::{CallId, Robot, SkillCall, SkillStatus};
-use arbor_behaviors::skill::{ParamSpec, ParamType, SkillRegistry, SkillSpec};
-use arbor_behaviors::{Value, conditions};
-use arbor_memory::{Event, EventKind, WorkingMemory};
+use arbor_memory::WorkingMemory;
 use arbor_perception::geometry::{normalize_angle, segments_intersect};
 use arbor_perception::{EntityId, EntityKind, Observation, PerceptionSource, Point2, Pose2, Rng, SimTime};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::f64::consts::PI;
 
@@ -27,49 +24,6 @@ pub const PHOTO_DURATION: f64 = 0.5;
 pub const LOOKING_ANGLE: f64 = 30.0 * PI / 180.0;
 /// How fast people turn their heads, radians per second.
 pub const HEAD_TURN_RATE: f64 = PI;
-
-/// Registers the simulator's skills.
-pub fn register_skills(reg: &mut SkillRegistry) {
-    reg.register(SkillSpec::action(
-        "navigate_to",
-        "drive to a named place, or up to a person or object seen before",
-        vec![
-            ParamSpec::required("target", ParamType::Target, "place or entity name"),
-            ParamSpec::with_default(
-                "speed",
-                ParamType::Number { min: 0.05, max: 2.0 },
-                Value::Number(0.8),
-                "m/s, capped by the robot",
-            ),
-        ],
-    ));
-    reg.register(SkillSpec::action(
-        "look_at",
-        "turn to face a person or object seen before",
-        vec![ParamSpec::required("entity", ParamType::Entity, "who or what")],
-    ));
-    reg.register(SkillSpec::action("scan", "turn once on the spot to look around", vec![]));
-    reg.register(SkillSpec::action(
-        "capture_photo",
-        "take a photo; with an entity, it must be centred in view and close enough",
-        vec![ParamSpec::optional("entity", ParamType::Entity, "the subject")],
-    ));
-    reg.register(SkillSpec::action(
-        "say",
-        "speak a sentence",
-        vec![ParamSpec::required("text", ParamType::Text { max_len: 200 }, "what to say")],
-    ));
-    reg.register(SkillSpec::action(
-        "wait",
-        "do nothing for a while",
-        vec![ParamSpec::required("seconds", ParamType::Number { min: 0.0, max: 600.0 }, "how long")],
-    ));
-    reg.register(SkillSpec::condition(
-        "photographed",
-        "succeeds if a photo of the entity has been taken",
-        vec![ParamSpec::required("entity", ParamType::Entity, "who or what")],
-    ));
-}
 
 #[derive(Debug, Clone)]
 struct PersonState {
@@ -125,24 +79,7 @@ enum Active {
     Wait { done_at: SimTime },
 }
 
-/// A photo the robot took, with the ground truth at that moment (for evaluation only).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Photo {
-    pub t_us: u64,
-    pub subject: Option<String>,
-    /// Entities in the frame.
-    pub in_frame: Vec<String>,
-    /// Ground truth: the subject was looking at the robot.
-    pub subject_looking: bool,
-}
-
-/// The result of one success criterion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CriterionResult {
-    pub criterion: String,
-    pub passed: bool,
-    pub detail: String,
-}
+pub use arbor_runtime::{CriterionResult, Photo};
 
 #[derive(Debug, Clone)]
 pub struct World {
@@ -160,7 +97,6 @@ pub struct World {
     active: BTreeMap<CallId, Active>,
     photos: Vec<Photo>,
     said: Vec<(SimTime, String)>,
-    events: Vec<Event>,
     criteria: Vec<Criterion>,
 }
 
@@ -222,7 +158,6 @@ impl World {
             active: BTreeMap::new(),
             photos: Vec::new(),
             said: Vec::new(),
-            events: Vec::new(),
             criteria: s.success.clone(),
         }
     }
@@ -256,13 +191,13 @@ impl World {
     }
 
     /// Distance the robot drove so far, metres.
-    pub fn odometry(&self) -> f64 {
-        self.robot.odometry
+    /// What the robot said, when.
+    pub fn said(&self) -> &[(SimTime, String)] {
+        &self.said
     }
 
-    /// Events since the last call (photos, arrivals, speech), for memory.
-    pub fn drain_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+    pub fn odometry(&self) -> f64 {
+        self.robot.odometry
     }
 
     /// The room a point lies in.
@@ -514,21 +449,13 @@ impl World {
                 }
             },
         };
-        if let SkillStatus::Success(text) = &status {
+        if status_is_success(&status) {
             self.photos.push(Photo {
                 t_us: t.micros(),
                 subject: entity.map(str::to_string),
                 in_frame: in_frame.clone(),
                 subject_looking,
             });
-            let mut ev = Event::new(t, EventKind::PhotoTaken, text.clone());
-            if let Some(name) = entity {
-                ev = ev.with_entity(EntityId::new(name));
-            }
-            if let Some(room) = self.room_at(self.robot.pose.position()) {
-                ev = ev.with_place(room);
-            }
-            self.events.push(ev);
         }
         status
     }
@@ -557,14 +484,7 @@ impl World {
                 match self.motion_state(call.id) {
                     None => SkillStatus::Failure("preempted by another motion".into()),
                     Some(true) => SkillStatus::Running,
-                    Some(false) => {
-                        let mut ev = Event::new(self.now, EventKind::Arrived, format!("arrived at {target}"));
-                        if let Some(room) = self.room_at(self.robot.pose.position()) {
-                            ev = ev.with_place(room);
-                        }
-                        self.events.push(ev);
-                        SkillStatus::Success(format!("arrived at {target}"))
-                    }
+                    Some(false) => SkillStatus::Success(format!("arrived at {target}")),
                 }
             }
             Active::LookAt { entity } => {
@@ -599,7 +519,6 @@ impl World {
                     SkillStatus::Running
                 } else {
                     self.said.push((self.now, text.clone()));
-                    self.events.push(Event::new(self.now, EventKind::Said, text.clone()));
                     SkillStatus::Success(format!("said \"{text}\""))
                 }
             }
@@ -780,19 +699,20 @@ impl Robot for World {
         self.finish(call.id, SkillStatus::Failure("halted".into()));
         self.robot.preempted.retain(|c| *c != call.id);
     }
+    // `check`: the memory-backed conditions (the default); `photographed` is the runtime's,
+    // which knows every photo on every backend.
+}
 
-    fn check(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
-        match call.skill {
-            "photographed" => {
-                let name = call.text("entity").unwrap_or_default();
-                if self.photos.iter().any(|p| p.subject.as_deref() == Some(name)) {
-                    SkillStatus::Success(format!("{name} photographed"))
-                } else {
-                    SkillStatus::Failure(format!("{name} not photographed yet"))
-                }
-            }
-            _ => conditions::evaluate(call, memory),
-        }
+fn status_is_success(s: &SkillStatus) -> bool {
+    matches!(s, SkillStatus::Success(_))
+}
+
+impl arbor_runtime::Backend for World {
+    fn place_at(&self, p: Point2) -> Option<String> {
+        self.room_at(p).map(str::to_string)
+    }
+    fn robot_pose(&self) -> Option<Pose2> {
+        Some(self.robot.pose)
     }
 }
 

@@ -1,0 +1,118 @@
+//! The run's records as the tree ticks: engine records to `ticks.jsonl` and the recording, skill
+//! calls kept for memory, counts and metrics.
+
+use arbor_behaviors::metrics::Metrics;
+use arbor_behaviors::record::{JsonlSink, RecordOut, Recorder, TickRecord, TickSink};
+use arbor_behaviors::recording::RecordingWriter;
+use arbor_behaviors::robot::SkillStatus;
+use arbor_behaviors::{CallId, NodeIdx, NodeStatus, Params};
+use arbor_memory::{Event, EventKind};
+use arbor_perception::SimTime;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::sync::Arc;
+
+/// Each engine record goes to `ticks.jsonl` and to the recording, and is kept until the next
+/// tick (a backend's status message says what the tick did).
+pub(crate) struct Tee {
+    pub jsonl: JsonlSink<BufWriter<File>>,
+    pub mcap: RecordingWriter,
+    pub last_tick: Vec<TickRecord>,
+}
+
+impl RecordOut for Tee {
+    fn put(&mut self, record: TickRecord) {
+        self.jsonl.put(record.clone());
+        self.last_tick.push(record.clone());
+        RecordOut::put(&mut self.mcap, record);
+    }
+}
+
+/// A skill call that finished this tick: what memory makes of it once the tick is over.
+pub(crate) struct Finished {
+    pub t: SimTime,
+    pub skill: String,
+    pub params: Params,
+    pub status: SkillStatus,
+}
+
+/// Forwards tick events to the records and keeps what memory and the counts need.
+pub(crate) struct RunSink {
+    pub rec: Recorder<Tee>,
+    pub calls: BTreeMap<String, u64>,
+    /// `skill started` / `skill finished` events of this tick, in order.
+    pub memory_events: Vec<Event>,
+    /// Skill calls that finished this tick (for the events they leave: photos, arrivals, speech).
+    pub finished: Vec<Finished>,
+    pub metrics: Option<Arc<Metrics>>,
+    /// Start time, skill and parameters of calls in flight.
+    pub started: BTreeMap<CallId, (SimTime, String, Params)>,
+}
+
+impl RunSink {
+    pub fn new(rec: Recorder<Tee>, metrics: Option<Arc<Metrics>>) -> Self {
+        Self {
+            rec,
+            calls: BTreeMap::new(),
+            memory_events: Vec::new(),
+            finished: Vec::new(),
+            metrics,
+            started: BTreeMap::new(),
+        }
+    }
+
+    fn ended(&mut self, t: SimTime, call: CallId, result: &str) -> Option<(String, Params)> {
+        let (t0, skill, params) = self.started.remove(&call)?;
+        if let Some(m) = &self.metrics {
+            m.skill_duration.with_label_values(&[skill.as_str(), result]).observe(t.saturating_sub(t0).as_secs_f64());
+        }
+        Some((skill, params))
+    }
+
+    fn skill(&self, node: NodeIdx) -> String {
+        self.rec.resolver().nodes().get(node as usize).map(|n| n.id.clone()).unwrap_or_default()
+    }
+}
+
+impl TickSink for RunSink {
+    fn transition(&mut self, tick: u64, t: SimTime, node: NodeIdx, from: NodeStatus, to: NodeStatus) {
+        self.rec.transition(tick, t, node, from, to);
+    }
+    fn skill_started(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx, params: &Params) {
+        let skill = self.skill(node);
+        *self.calls.entry(skill.clone()).or_default() += 1;
+        if let Some(m) = &self.metrics {
+            m.skill_calls.with_label_values(&[skill.as_str()]).inc();
+        }
+        self.started.insert(call, (t, skill.clone(), params.clone()));
+        self.memory_events.push(Event::new(t, EventKind::SkillStarted, skill));
+        self.rec.skill_started(tick, t, call, node, params);
+    }
+    fn skill_finished(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx, status: &SkillStatus) {
+        let (verdict, detail) = match status {
+            SkillStatus::Success(d) => ("succeeded", d.as_str()),
+            SkillStatus::Failure(d) => ("failed", d.as_str()),
+            SkillStatus::Running => ("running", ""),
+        };
+        let text = format!("{} {verdict}: {detail}", self.skill(node));
+        self.memory_events.push(Event::new(t, EventKind::SkillFinished, text));
+        if let Some((skill, params)) = self.ended(t, call, verdict) {
+            self.finished.push(Finished { t, skill, params, status: status.clone() });
+        }
+        self.rec.skill_finished(tick, t, call, node, status);
+    }
+    fn skill_halted(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx) {
+        self.ended(t, call, "halted");
+        self.rec.skill_halted(tick, t, call, node);
+    }
+    fn check(&mut self, tick: u64, t: SimTime, node: NodeIdx, params: &Params, answer: &SkillStatus) {
+        self.rec.check(tick, t, node, params, answer);
+    }
+    fn error(&mut self, tick: u64, t: SimTime, node: NodeIdx, message: &str) {
+        if let Some(m) = &self.metrics {
+            m.errors.with_label_values(&["node_runtime"]).inc();
+        }
+        self.rec.error(tick, t, node, message);
+    }
+}

@@ -1,0 +1,141 @@
+//! The robot's skill set as the runtime knows it, and what finished skills leave in memory.
+//!
+//! Both backends offer the same seven skills (the simulator's world and the ROS 2 node's
+//! `RosRobot`); their parameters are checked here, once. What a skill leaves in memory (a photo,
+//! an arrival, a sentence said) is made here from the call and its result, so that the same
+//! situation gives the same event on every backend.
+
+use arbor_behaviors::skill::{ParamSpec, ParamType, SkillSpec};
+use arbor_behaviors::{Params, SkillRegistry, SkillStatus, Value};
+use arbor_memory::{Event, EventKind};
+use arbor_perception::{EntityId, Point2, SimTime};
+use std::collections::BTreeMap;
+
+/// Registers the robot's skills (actions and the `photographed` condition).
+pub fn register_robot_skills(reg: &mut SkillRegistry) {
+    reg.register(SkillSpec::action(
+        "navigate_to",
+        "drive to a named place, or up to a person or object seen before",
+        vec![
+            ParamSpec::required("target", ParamType::Target, "place or entity name"),
+            ParamSpec::with_default(
+                "speed",
+                ParamType::Number { min: 0.05, max: 2.0 },
+                Value::Number(0.8),
+                "m/s, capped by the robot",
+            ),
+        ],
+    ));
+    reg.register(SkillSpec::action(
+        "look_at",
+        "turn to face a person or object seen before",
+        vec![ParamSpec::required("entity", ParamType::Entity, "who or what")],
+    ));
+    reg.register(SkillSpec::action("scan", "turn once on the spot to look around", vec![]));
+    reg.register(SkillSpec::action(
+        "capture_photo",
+        "take a photo; with an entity, it must be centred in view and close enough",
+        vec![ParamSpec::optional("entity", ParamType::Entity, "the subject")],
+    ));
+    reg.register(SkillSpec::action(
+        "say",
+        "speak a sentence",
+        vec![ParamSpec::required("text", ParamType::Text { max_len: 200 }, "what to say")],
+    ));
+    reg.register(SkillSpec::action(
+        "wait",
+        "do nothing for a while",
+        vec![ParamSpec::required("seconds", ParamType::Number { min: 0.0, max: 600.0 }, "how long")],
+    ));
+    reg.register(SkillSpec::condition(
+        "photographed",
+        "succeeds if a photo of the entity has been taken",
+        vec![ParamSpec::required("entity", ParamType::Entity, "who or what")],
+    ));
+}
+
+/// Registers everything a tree may use on a robot: its skills and the memory-backed conditions.
+pub fn register(reg: &mut SkillRegistry) {
+    register_robot_skills(reg);
+    arbor_behaviors::conditions::register(reg);
+}
+
+/// The registry of every run, on either backend.
+pub fn registry() -> SkillRegistry {
+    let mut reg = SkillRegistry::new();
+    register(&mut reg);
+    reg
+}
+
+fn text<'a>(params: &'a Params, key: &str) -> Option<&'a str> {
+    params.get(key).and_then(Value::as_str)
+}
+
+/// The memory event a successful skill leaves, if any: `PhotoTaken` (with its subject),
+/// `Arrived`, `Said`. `place` is where the robot is (the backend's place of its pose).
+pub fn skill_event(
+    t: SimTime,
+    skill: &str,
+    params: &Params,
+    status: &SkillStatus,
+    place: Option<&str>,
+) -> Option<Event> {
+    let SkillStatus::Success(detail) = status else { return None };
+    let ev = match skill {
+        "capture_photo" => match text(params, "entity").filter(|e| !e.is_empty()) {
+            Some(who) => {
+                Event::new(t, EventKind::PhotoTaken, format!("photo of {who}")).with_entity(EntityId::new(who))
+            }
+            None => Event::new(t, EventKind::PhotoTaken, detail.clone()),
+        },
+        "navigate_to" => {
+            Event::new(t, EventKind::Arrived, format!("arrived at {}", text(params, "target").unwrap_or("")))
+        }
+        "say" => Event::new(t, EventKind::Said, text(params, "text").unwrap_or("").to_string()),
+        _ => return None,
+    };
+    Some(match place {
+        Some(p) if skill != "say" => ev.with_place(p),
+        _ => ev,
+    })
+}
+
+/// The configured place nearest to `p` (a robot's places are points on its map).
+pub fn nearest_place(places: &BTreeMap<String, [f64; 2]>, p: Point2) -> Option<&str> {
+    places
+        .iter()
+        .map(|(name, q)| (name, p.distance(Point2::new(q[0], q[1]))))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(name, _)| name.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    #[test]
+    fn photos_name_their_subject_and_place() {
+        let mut params = Params::new();
+        params.insert("entity".into(), Value::Text("alice".into()));
+        let ev =
+            skill_event(SimTime::ZERO, "capture_photo", &params, &SkillStatus::Success("ok".into()), Some("office"))
+                .unwrap();
+        assert_eq!(ev.kind, EventKind::PhotoTaken);
+        assert_eq!(ev.text, "photo of alice");
+        assert_eq!(ev.entity.as_ref().map(|e| e.as_str()), Some("alice"));
+        assert_eq!(ev.place.as_deref(), Some("office"));
+        assert!(
+            skill_event(SimTime::ZERO, "capture_photo", &params, &SkillStatus::Failure("x".into()), None).is_none()
+        );
+        assert!(skill_event(SimTime::ZERO, "wait", &params, &SkillStatus::Success("w".into()), None).is_none());
+    }
+
+    #[test]
+    fn nearest_place_is_the_closest() {
+        let places: BTreeMap<String, [f64; 2]> =
+            [("a".to_string(), [0.0, 0.0]), ("b".to_string(), [5.0, 0.0])].into_iter().collect();
+        assert_eq!(nearest_place(&places, Point2::new(4.0, 1.0)), Some("b"));
+        assert_eq!(nearest_place(&BTreeMap::new(), Point2::new(4.0, 1.0)), None);
+    }
+}

@@ -202,7 +202,9 @@ fn node_runs_a_goal_against_rclpy_with_remapping_and_params_file() {
     let outcome: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(runs[0].join("outcome.json")).unwrap()).unwrap();
     assert_eq!(outcome["outcome"], "success");
-    assert_eq!(outcome["skill_calls"], 4);
+    let calls: u64 = outcome["skill_calls"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(calls, 4, "{outcome}");
+    assert_eq!(outcome["scenario"].as_str().unwrap(), "ros2:/arbor", "{outcome}");
     let ticks = std::fs::read_to_string(runs[0].join("ticks.jsonl")).unwrap();
     assert!(ticks.contains("\"skill_finished\"") && ticks.contains("capture_photo"), "{ticks}");
     let events = std::fs::read_to_string(runs[0].join("events.jsonl")).unwrap();
@@ -212,6 +214,42 @@ fn node_runs_a_goal_against_rclpy_with_remapping_and_params_file() {
     let db = rusqlite::Connection::open(runs[0].join("memory.sqlite")).unwrap();
     let n: i64 = db.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
     assert!(n >= 8, "{n} events in the episodic store");
+    // The same events as the simulator's for the same situation: a photo names no subject here
+    // (capture_photo without one), perception events carry the place they happened in.
+    let evs: Vec<serde_json::Value> = events.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let seen = evs.iter().find(|e| e["kind"] == "entity_appeared").unwrap();
+    assert!(["kitchen", "hall"].contains(&seen["place"].as_str().unwrap_or("")), "{seen}");
+    assert!(evs.iter().any(|e| e["kind"] == "said" && e["text"] == "hello from arbor"), "{events}");
+    assert!(evs.iter().any(|e| e["kind"] == "arrived" && e["text"] == "arrived at kitchen"), "{events}");
+    assert!(evs.iter().any(|e| e["kind"] == "skill_started" && e["text"] == "navigate_to"), "{events}");
+    whole_run_directory(dir, &runs[0]);
+}
+
+/// A robot run is a whole run directory: replay reproduces it, Groot2's log, a dataset line and
+/// the report come from it, as from a simulator run.
+fn whole_run_directory(dir: &Path, run: &Path) {
+    let arbor = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_arbor")).args(args).current_dir(dir).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), text)
+    };
+    let run_s = run.to_str().unwrap();
+    let (code, text) = arbor(&["replay", run_s]);
+    assert_eq!(code, Some(0), "arbor replay of the robot run:\n{text}");
+    assert!(text.contains("IDENTICAL"), "{text}");
+    let (code, text) = arbor(&["btlog", run_s, "-o", "run.btlog"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(std::fs::metadata(dir.join("run.btlog")).unwrap().len() > 100, "{text}");
+    let (code, text) = arbor(&["dataset", "build", run_s, "-o", "ds"]);
+    assert_eq!(code, Some(0), "{text}");
+    let train = std::fs::read_to_string(dir.join("ds/train.jsonl")).unwrap_or_default()
+        + &std::fs::read_to_string(dir.join("ds/val.jsonl")).unwrap_or_default();
+    assert_eq!(train.lines().count(), 1, "one line from the robot run: {text}");
+    assert!(train.contains("go to the kitchen"), "{train}");
+    let (code, text) = arbor(&["report", run_s, "-o", "report.html"]);
+    assert_eq!(code, Some(0), "{text}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("ros2:/arbor"), "the report shows the robot run");
 }
 
 /// SIGINT while a remote skill runs: the tree halts, the skill server sees the cancel, the

@@ -16,6 +16,8 @@ use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Outgoing, Packet
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Requests (publishes, acks) a client may have queued for its event loop.
@@ -402,14 +404,26 @@ impl RemoteGoal {
     }
 }
 
+/// How the owner of a long-running [`agent_loop`] on another thread steers it.
+#[derive(Debug, Clone, Default)]
+pub struct LoopControl {
+    /// Set: say "offline", disconnect and return.
+    pub stop: Arc<AtomicBool>,
+    /// Set by whoever pushed episodes to the outbox: the loop sends them.
+    pub outbox_changed: Arc<AtomicBool>,
+}
+
 /// The robot's long-running connection: status, metrics, remote goals and the outbox.
-/// `run_goal` executes a goal and returns the finished run directory (or an error to report).
+/// `run_goal` executes a goal and returns the finished run directory (queued here as an
+/// episode), `None` when the goal was handed on (the ROS node runs it in its own loop and queues
+/// the episode itself, then sets `control.outbox_changed`), or an error to report.
 pub fn agent_loop(
     cfg: &FleetConfig,
     outbox: &Outbox,
     metrics_every: Duration,
     exit_when_idle: Option<Duration>,
-    mut run_goal: impl FnMut(&RemoteGoal) -> Result<PathBuf>,
+    control: &LoopControl,
+    mut run_goal: impl FnMut(&RemoteGoal) -> Result<Option<PathBuf>>,
     mut metrics: impl FnMut() -> serde_json::Value,
 ) -> Result<()> {
     let mut backoff = Duration::from_millis(200);
@@ -421,6 +435,10 @@ pub fn agent_loop(
         let mut connected = false;
         let mut last_metrics = Instant::now();
         loop {
+            if control.stop.load(Ordering::SeqCst) {
+                goodbye(&client, &mut conn, &cfg.robot_id);
+                return Ok(());
+            }
             if let Some(limit) = exit_when_idle
                 && connected
                 && fl.idle()
@@ -428,6 +446,9 @@ pub fn agent_loop(
             {
                 goodbye(&client, &mut conn, &cfg.robot_id);
                 return Ok(());
+            }
+            if connected && control.outbox_changed.swap(false, Ordering::SeqCst) {
+                fl.reload(outbox)?;
             }
             match conn.recv_timeout(Duration::from_millis(250)) {
                 Err(rumqttc::RecvTimeoutError::Timeout) => {}
@@ -466,12 +487,16 @@ pub fn agent_loop(
                             true,
                             format!("busy: {}", g.goal),
                         );
-                        let run = run_goal(&g)?;
-                        let ep = Episode::from_run(&cfg.robot_id, &run)?;
-                        outbox.push(&ep)?;
-                        Ok(ep.episode_id)
+                        match run_goal(&g)? {
+                            Some(run) => {
+                                let ep = Episode::from_run(&cfg.robot_id, &run)?;
+                                outbox.push(&ep)?;
+                                Ok(format!("online (last episode {})", ep.episode_id))
+                            }
+                            None => Ok(format!("online (goal accepted: {})", g.goal)),
+                        }
                     }) {
-                        Ok(id) => format!("online (last episode {id})"),
+                        Ok(status) => status,
                         Err(e) => {
                             eprintln!("fleet: goal on {}: {e:#}", p.topic);
                             format!("online (last goal failed: {e})")
@@ -604,6 +629,73 @@ pub fn collect(
                 }
                 Ok(Ok(_)) => {}
             }
+        }
+    }
+}
+
+/// A robot's fleet connection on its own thread, for an owner with its own loop (the ROS 2
+/// node): remote goals come out of [`Link::goals`], finished runs go in with [`Link::queue_run`]
+/// (into the outbox at once, on the wire when the broker is there), status and metrics are
+/// published every `metrics_every`.
+#[cfg_attr(not(feature = "ros2"), allow(dead_code, reason = "the ROS 2 node's"))]
+pub struct Link {
+    pub cfg: FleetConfig,
+    outbox: Outbox,
+    control: LoopControl,
+    goals: std::sync::mpsc::Receiver<RemoteGoal>,
+    metrics: Arc<std::sync::Mutex<serde_json::Value>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg_attr(not(feature = "ros2"), allow(dead_code, reason = "the ROS 2 node's"))]
+impl Link {
+    pub fn start(cfg: FleetConfig, metrics_every: Duration) -> Result<Self> {
+        let outbox = Outbox::open(&cfg.state_dir, cfg.max_queue)?;
+        let thread_outbox = outbox.clone();
+        let control = LoopControl::default();
+        let (tx, goals) = std::sync::mpsc::sync_channel(16);
+        let metrics = Arc::new(std::sync::Mutex::new(serde_json::json!({ "robot": cfg.robot_id })));
+        let (c, m, thread_cfg) = (control.clone(), metrics.clone(), cfg.clone());
+        let handle = std::thread::Builder::new().name("fleet".into()).spawn(move || {
+            let run_goal = |g: &RemoteGoal| -> Result<Option<PathBuf>> {
+                tx.try_send(g.clone()).map_err(|e| anyhow::anyhow!("the robot cannot take the goal now: {e}"))?;
+                Ok(None)
+            };
+            let metrics = || m.lock().map(|v| v.clone()).unwrap_or_default();
+            if let Err(e) = agent_loop(&thread_cfg, &thread_outbox, metrics_every, None, &c, run_goal, metrics) {
+                eprintln!("arbor: fleet: {e:#} (episodes stay in {})", thread_cfg.state_dir.display());
+            }
+        })?;
+        Ok(Self { cfg, outbox, control, goals, metrics, handle: Some(handle) })
+    }
+
+    /// Remote goals received since the last call.
+    pub fn goals(&self) -> Vec<RemoteGoal> {
+        self.goals.try_iter().collect()
+    }
+
+    /// Queues a finished run's episode (on disk first) and has the link send it.
+    pub fn queue_run(&self, run: &Path) -> Result<String> {
+        let ep = Episode::from_run(&self.cfg.robot_id, run)?;
+        self.outbox.push(&ep)?;
+        self.control.outbox_changed.store(true, Ordering::SeqCst);
+        Ok(ep.episode_id)
+    }
+
+    /// What the next metrics message says.
+    pub fn set_metrics(&self, v: serde_json::Value) {
+        if let Ok(mut m) = self.metrics.lock() {
+            *m = v;
+        }
+    }
+}
+
+impl Drop for Link {
+    /// Says "offline" and disconnects (at most a few seconds); what was not sent stays queued.
+    fn drop(&mut self) {
+        self.control.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
         }
     }
 }

@@ -66,7 +66,7 @@ pub fn agent_cmd(a: &AgentArgs<'_>) -> Result<ExitCode> {
     }
     let stats = std::cell::RefCell::new(Stats::default());
     println!("agent     {} on {} (outbox {})", cfg.robot_id, cfg.broker.url, cfg.state_dir.display());
-    let run_goal = |g: &RemoteGoal| -> Result<PathBuf> {
+    let run_goal = |g: &RemoteGoal| -> Result<Option<PathBuf>> {
         let seed = g.seed.unwrap_or(1);
         let (mut tree, source, author, plan, plan_timing) = match &g.tree {
             Some(yaml) => {
@@ -102,7 +102,7 @@ pub fn agent_cmd(a: &AgentArgs<'_>) -> Result<ExitCode> {
         st.successes += u64::from(summary.outcome == arbor_sim::runner::Outcome::Success);
         st.last_outcome = summary.outcome.to_string();
         println!("goal      '{}' -> {} ({})", g.goal, summary.outcome, out.display());
-        Ok(out)
+        Ok(Some(out))
     };
     let metrics = || {
         let st = stats.borrow();
@@ -115,6 +115,7 @@ pub fn agent_cmd(a: &AgentArgs<'_>) -> Result<ExitCode> {
         &outbox,
         Duration::from_secs_f64(a.metrics_every_s.max(0.5)),
         a.exit_when_idle_s.map(Duration::from_secs_f64),
+        &fleet::LoopControl::default(),
         run_goal,
         metrics,
     )?;

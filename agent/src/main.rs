@@ -54,6 +54,11 @@ enum Command {
         /// Where run directories go (default: the YAML's out_dir, or ROS parameter `out_dir`).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Join the fleet (robot.yaml: robot_id, broker, state_dir): status and metrics over MQTT,
+        /// goals from arbor/<robot>/goals, every run's episode queued and sent. Also the ROS
+        /// parameter `fleet`.
+        #[arg(long)]
+        fleet: Option<PathBuf>,
         /// Print every ROS parameter with its default, as a params file, and exit.
         #[arg(long)]
         print_params: bool,
@@ -347,7 +352,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&ros_config::topics_json())?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { config, out, plan, .. } => run_node(config, out, plan),
+        Command::Run { config, out, fleet, plan, .. } => run_node(config, out, fleet, plan),
         Command::Sim { scenario, tree, goal, seed, out, json, plan, live, perception, fleet, publish_timeout } => {
             // The fleet file is checked before the run, so a bad one costs no run (and loses no
             // episode): its error names the file and field before anything is written.
@@ -445,18 +450,31 @@ fn plan_cmd(
 }
 
 #[cfg(feature = "ros2")]
-fn run_node(config: Option<PathBuf>, out: Option<PathBuf>, plan: plan::PlanArgs) -> Result<ExitCode> {
-    ros_node::run(ros_node::RunArgs { config, out, plan, argv: std::env::args().collect() })
+fn run_node(
+    config: Option<PathBuf>,
+    out: Option<PathBuf>,
+    fleet: Option<PathBuf>,
+    plan: plan::PlanArgs,
+) -> Result<ExitCode> {
+    ros_node::run(ros_node::RunArgs { config, out, fleet, plan, argv: std::env::args().collect() })
 }
 
 /// Without the `ros2` feature the checks still run (a bad config or params file is named),
 /// then the command says how to get the node.
 #[cfg(not(feature = "ros2"))]
-fn run_node(config: Option<PathBuf>, _out: Option<PathBuf>, _plan: plan::PlanArgs) -> Result<ExitCode> {
+fn run_node(
+    config: Option<PathBuf>,
+    _out: Option<PathBuf>,
+    fleet: Option<PathBuf>,
+    _plan: plan::PlanArgs,
+) -> Result<ExitCode> {
     let argv: Vec<String> = std::env::args().collect();
     ros_config::check_ros_args(&ros_config::ros_args(&argv), "arbor")?;
     if let Some(c) = &config {
         ros_config::NodeConfig::load(c)?;
+    }
+    if let Some(f) = &fleet {
+        fleet::FleetConfig::load(f)?;
     }
     bail!(
         "this arbor was built without the ROS 2 node: source ROS 2 Jazzy (/opt/ros/jazzy/setup.bash, or \

@@ -231,6 +231,13 @@ pub const ROS_PARAMS: &[RosParam] = &[
     param("config", ParamKind::Text, "", "the arbor node YAML, when --config is not given"),
     param("out_dir", ParamKind::Text, "", "where run directories go (overrides the YAML's out_dir)"),
     param("tick_hz", ParamKind::Double, "10.0", "behavior-tree ticks per second"),
+    param(
+        "fleet",
+        ParamKind::Text,
+        "",
+        "a fleet YAML (robot_id, broker, state_dir): status and metrics over MQTT, goals from arbor/<robot>/goals, each run's episode queued in the outbox; when --fleet is not given",
+    ),
+    param("metrics_addr", ParamKind::Text, "", "host:port to serve Prometheus /metrics on (empty: none)"),
     param("image_topic", ParamKind::Text, "camera/image_raw", "sensor_msgs/Image in"),
     param("camera_info_topic", ParamKind::Text, "camera/camera_info", "sensor_msgs/CameraInfo in"),
     param("odom_topic", ParamKind::Text, "odom", "nav_msgs/Odometry in: the robot's pose"),
@@ -257,7 +264,7 @@ pub const ROS_PARAMS: &[RosParam] = &[
         "use_sim_time",
         ParamKind::Bool,
         "false",
-        "accepted as every ROS node does (launch files set it); arbor stamps its records with its own clock",
+        "follow /clock: skill deadlines, waits, records and memory use the ROS clock (simulated time under Gazebo or a bag)",
     ),
 ];
 

@@ -19,7 +19,7 @@ use crate::plan::PlanArgs;
 use crate::ros_config::{NodeConfig, check_ros_args, ros_args, ros_param};
 use crate::ros_robot::{Outputs, RosRobot, now_msg, quat_of, yaw_of};
 use anyhow::{Context as _, Result, anyhow, bail};
-use arbor_behaviors::metrics::Stage;
+use arbor_behaviors::metrics::{Metrics, Stage};
 use arbor_behaviors::planner::PlanRecord;
 use arbor_behaviors::record::TickEvent;
 use arbor_behaviors::{NodeStatus, Tree, Vocabulary, xml, yaml};
@@ -55,6 +55,8 @@ type PlanResult = Result<(Tree, String, PlanRecord)>;
 pub struct RunArgs {
     pub config: Option<PathBuf>,
     pub out: Option<PathBuf>,
+    /// The fleet file (`--fleet`, else the ROS parameter `fleet`).
+    pub fleet: Option<PathBuf>,
     pub plan: PlanArgs,
     /// Every process argument, for `--ros-args`.
     pub argv: Vec<String>,
@@ -157,6 +159,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     let ctx = create_context()?;
     let mut node = r2r::Node::create(ctx, "arbor", "").map_err(|e| anyhow!("creating the ROS 2 node: {e}"))?;
+    // use_sim_time: the ROS clock follows /clock (Gazebo, a bag), and so does everything arbor
+    // times and stamps: skill deadlines, waits, records, memory.
+    let sim_time = node.get_parameter::<bool>("use_sim_time").unwrap_or(false);
+    if sim_time {
+        node.get_time_source().enable_sim_time(&mut node).map_err(|e| anyhow!("use_sim_time: {e}"))?;
+    }
     let fq_name = node.fully_qualified_name().unwrap_or_else(|_| format!("/{name}"));
 
     let params = Params(&node);
@@ -178,6 +186,26 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if !(tick_hz > 0.0 && tick_hz <= 1000.0) {
         bail!("parameter tick_hz must be in (0, 1000], got {tick_hz}");
     }
+    // The fleet and the metrics endpoint, checked before the node goes up.
+    let fleet_path = match (&args.fleet, params.text("fleet")) {
+        (Some(p), _) => Some(p.clone()),
+        (None, p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => None,
+    };
+    let fleet = match &fleet_path {
+        Some(p) => Some(crate::fleet::Link::start(crate::fleet::FleetConfig::load(p)?, Duration::from_secs(5))?),
+        None => None,
+    };
+    let metrics_addr = params.text("metrics_addr");
+    let (metrics, _metrics_server) = if metrics_addr.is_empty() {
+        (None, None)
+    } else {
+        let m = Arc::new(Metrics::new()?);
+        let server = crate::metrics_server::MetricsServer::start(&metrics_addr, m.clone())
+            .with_context(|| "parameter metrics_addr".to_string())?;
+        println!("arbor: metrics on http://{}/metrics", server.addr);
+        (Some(m), Some(server))
+    };
     let depth = params.number("qos_depth").clamp(1.0, 1000.0) as usize;
     let qos = || QosProfile::default().keep_last(depth);
     let image_qos = match params.text("image_qos").as_str() {
@@ -218,7 +246,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let server_up = Rc::new(RefCell::new(false));
     let mut server_wait = Some(r2r::Node::is_available(&client).map_err(|e| anyhow!("{e}"))?.boxed_local());
 
-    let start = Instant::now();
+    let mut clock = NodeClock { clock: node.get_ros_clock(), origin: None, last: SimTime::ZERO };
     let out = Rc::new(Outputs { cmd_vel, goal_pose, map_frame: map_frame.clone(), clock: node.get_ros_clock() });
     let mut robot = RosRobot::new(
         out.clone(),
@@ -229,7 +257,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         cfg.navigation.clone(),
     );
     // The runtime: working memory, the run in progress and its records (the simulator's, too).
-    let mut agent = Agent::new(arbor_runtime::skills::registry(), &cfg.memory, None);
+    let mut agent = Agent::new(arbor_runtime::skills::registry(), &cfg.memory, metrics.clone());
+    // A robot's tree ticks cost little next to the meter: time one tick in 16.
+    agent.sample_ticks_every(16);
+    let mut fleet_stats = FleetStats::default();
     let scenario = format!("ros2:{fq_name}");
     let pipeline_cfg: Option<PipelineConfig> = if cfg.perception.enabled {
         let mut pc = crate::perceive_cmd::pipeline_config(cfg.perception.config.as_deref())?;
@@ -284,7 +315,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         if next < Instant::now() {
             next = Instant::now() + period;
         }
-        let now = SimTime::from_secs_f64(start.elapsed().as_secs_f64());
+        let now = clock.now();
         robot.now = now;
         let mut cx = Context::from_waker(Waker::noop());
         if let Some(w) = server_wait.as_mut()
@@ -304,7 +335,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         let mut frame_msg = None;
         while let Poll::Ready(Some(img)) = images.poll_next_unpin(&mut cx) {
             if frame_msg.is_some() {
+                // A newer frame came before this one was perceived.
                 dropped += 1;
+                if let Some(m) = &metrics {
+                    m.frames_dropped.inc();
+                }
             }
             frame_msg = Some(img);
         }
@@ -312,12 +347,25 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         while let Poll::Ready(Some(g)) = goals.poll_next_unpin(&mut cx) {
             new_goal = Some(g.data);
         }
+        // Remote goals from the fleet: words, or a tree given with them.
+        for g in fleet.as_ref().map(crate::fleet::Link::goals).unwrap_or_default() {
+            new_goal = Some(match g.tree {
+                Some(mut t) => {
+                    if !t.lines().any(|l| l.starts_with("goal:")) {
+                        t = format!("goal: {:?}\n{t}", g.goal);
+                    }
+                    t
+                }
+                None => g.goal,
+            });
+        }
 
         // A new goal replaces what runs: halt it, close its records.
         if let Some(text) = new_goal {
             if agent.is_running() {
                 agent.halt(now, &mut robot, Stop::Outside("replaced by a new goal".into()));
                 let f = agent.finish(now, run_end(&robot, odometry_at_start)).context("closing the run's records")?;
+                fleet_stats.finished(&f, fleet.as_ref());
                 println!("arbor: halted for a new goal ({})", f.dir.display());
             }
             planning = None;
@@ -422,23 +470,32 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                     }
                 }
             }
-            let frame = Frame::from_raw(
-                now,
-                img.width,
-                img.height,
-                &img.encoding,
-                img.step as usize,
-                &img.data,
-                format!("{image_topic}#{}", frames),
-            );
+            let frame = agent.time(Stage::FrameDecode, || {
+                Frame::from_raw(
+                    now,
+                    img.width,
+                    img.height,
+                    &img.encoding,
+                    img.step as usize,
+                    &img.data,
+                    format!("{image_topic}#{}", frames),
+                )
+            });
             frames += 1;
             let output = match frame {
-                Ok(f) => pipeline.as_mut().map(|p| agent.time(Stage::Perceive, || p.process(&f, pose))),
+                Ok(f) => pipeline.as_mut().map(|p| {
+                    let out = agent.time(Stage::Perceive, || p.process(&f, pose));
+                    let t = p.timings();
+                    agent.record_stage(Stage::Detection, t.detection);
+                    agent.record_stage(Stage::Tracking, t.tracking);
+                    out
+                }),
                 Err(e) => {
                     eprintln!("arbor: dropped a frame: {e}");
                     None
                 }
             };
+            let perceived = matches!(output, Some(Ok(_)));
             match output {
                 Some(Ok(fo)) => perception = Perception::of_frame(&fo),
                 Some(Err(e)) => {
@@ -446,6 +503,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                     eprintln!("arbor: perception failed on a frame: {e}");
                 }
                 None => dropped += 1,
+            }
+            if let (Some(m), false) = (&metrics, perceived) {
+                m.frames_dropped.inc();
             }
         } else if pipeline_cfg.is_none() || perception_off {
             // No camera pipeline: memory still ages (entities told about stay, none in view).
@@ -466,6 +526,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         publish_status(&tick_status(&agent, status, now));
         if status.is_done() {
             let f = agent.finish(now, run_end(&robot, odometry_at_start)).context("closing the run's records")?;
+            fleet_stats.finished(&f, fleet.as_ref());
             let outcome = f.summary.outcome;
             println!("arbor: '{}' finished: {outcome} ({})", f.summary.tree, f.dir.display());
             publish_status(&serde_json::json!({
@@ -477,11 +538,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
 
     // SIGINT/SIGTERM: halt the tree (stops motion, cancels remote skills), finish the records.
-    let now = SimTime::from_secs_f64(start.elapsed().as_secs_f64());
+    let now = clock.now();
     robot.now = now;
     if agent.is_running() {
         agent.halt(now, &mut robot, Stop::Outside("the node was stopped".into()));
         let f = agent.finish(now, run_end(&robot, odometry_at_start)).context("closing the run's records")?;
+        fleet_stats.finished(&f, fleet.as_ref());
         let dir = f.dir.display().to_string();
         publish_status(&serde_json::json!({"state": "halted", "goal": f.summary.goal, "run_dir": dir}));
         println!("arbor: halted ({dir})");
@@ -491,6 +553,53 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     node.spin_once(Duration::from_millis(100));
     println!("arbor: node stopped ({frames} frames, {dropped} dropped)");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the fleet hears about the node's runs; each finished run's episode goes to the outbox.
+#[derive(Default)]
+struct FleetStats {
+    runs: u64,
+    successes: u64,
+    last_outcome: String,
+}
+
+impl FleetStats {
+    fn finished(&mut self, f: &arbor_runtime::Finished, link: Option<&crate::fleet::Link>) {
+        self.runs += 1;
+        self.successes += u64::from(f.summary.outcome == Outcome::Success);
+        self.last_outcome = f.summary.outcome.to_string();
+        let Some(link) = link else { return };
+        link.set_metrics(serde_json::json!({
+            "robot": link.cfg.robot_id, "runs": self.runs, "successes": self.successes,
+            "last_outcome": self.last_outcome,
+        }));
+        // On disk first: a broker that is away loses nothing.
+        match link.queue_run(&f.dir) {
+            Ok(id) => println!("arbor: episode {id} queued for the fleet"),
+            Err(e) => eprintln!("arbor: queuing {} for the fleet failed: {e:#}", f.dir.display()),
+        }
+    }
+}
+
+/// The node's time: the ROS clock (simulated under use_sim_time) since the node's first reading
+/// of it; never going back (a simulator reset holds the time until the clock passes it again).
+struct NodeClock {
+    clock: Arc<std::sync::Mutex<r2r::Clock>>,
+    origin: Option<Duration>,
+    last: SimTime,
+}
+
+impl NodeClock {
+    fn now(&mut self) -> SimTime {
+        let t = self.clock.lock().ok().and_then(|mut c| c.get_now().ok()).unwrap_or_default();
+        // Under use_sim_time the clock reads zero until the first /clock message.
+        if t.is_zero() {
+            return self.last;
+        }
+        let origin = *self.origin.get_or_insert(t);
+        self.last = self.last.max(SimTime::from_secs_f64(t.saturating_sub(origin).as_secs_f64()));
+        self.last
+    }
 }
 
 /// A tree waiting to start: sent as a tree, or planned from words.

@@ -106,8 +106,16 @@ struct TrackInfo {
     was_attending: bool,
 }
 
+/// Wall time of the stages of one frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimings {
+    pub detection: std::time::Duration,
+    pub tracking: std::time::Duration,
+}
+
 /// Detector + tracker + geometry + attention + re-identification.
 pub struct Pipeline {
+    timings: StageTimings,
     cfg: PipelineConfig,
     detector: Box<dyn Detector>,
     tracker: Tracker,
@@ -137,6 +145,7 @@ impl Pipeline {
     /// With a detector built elsewhere.
     pub fn with_detector(cfg: PipelineConfig, camera: CameraModel, detector: Box<dyn Detector>) -> Self {
         Self {
+            timings: StageTimings::default(),
             tracker: Tracker::new(cfg.tracker.clone()),
             cfg,
             detector,
@@ -203,7 +212,10 @@ impl Pipeline {
     /// frame (returned as the error, counted) and the tracks coast.
     pub fn process(&mut self, frame: &Frame, robot: Pose2) -> Result<FrameOutput, DetectError> {
         self.frames += 1;
-        let detections = match self.detector.detect(&frame.image) {
+        let t0 = std::time::Instant::now();
+        let detected = self.detector.detect(&frame.image);
+        self.timings.detection = t0.elapsed();
+        let detections = match detected {
             Ok(d) => d,
             Err(e) => {
                 self.dropped += 1;
@@ -212,7 +224,15 @@ impl Pipeline {
                 return Err(e);
             }
         };
-        Ok(self.track(frame, robot, detections))
+        let t1 = std::time::Instant::now();
+        let out = self.track(frame, robot, detections);
+        self.timings.tracking = t1.elapsed();
+        Ok(out)
+    }
+
+    /// Wall time of the last frame's detection and tracking (for metrics only: never recorded).
+    pub fn timings(&self) -> StageTimings {
+        self.timings
     }
 
     /// The tracking half of [`Pipeline::process`], for detections made elsewhere.

@@ -224,6 +224,11 @@ impl CameraPerception {
         (out, err)
     }
 
+    /// Wall time of the last frame's detection and tracking.
+    pub fn timings(&self) -> arbor_perception::pipeline::StageTimings {
+        self.pipeline.timings()
+    }
+
     pub fn report(&self) -> PerceptionReport {
         let (frames, dropped) = self.pipeline.counts();
         PerceptionReport {

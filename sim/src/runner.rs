@@ -131,6 +131,11 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
             Some(c) => Perception::of_frame(&c.observe(&world, now).0),
             None => Perception { observations: Some(world.observe(now)), attention: Vec::new() },
         });
+        if let Some(c) = &camera {
+            let t = c.timings();
+            agent.record_stage(Stage::Detection, t.detection);
+            agent.record_stage(Stage::Tracking, t.tracking);
+        }
         let describer = camera.as_mut().map(|c| c as &mut dyn arbor_runtime::Describe);
         agent.perceive(now, perception, &world, describer)?;
         status = agent.tick(now, &mut world)?.unwrap_or(status);

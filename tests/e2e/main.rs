@@ -15,6 +15,8 @@ mod eval;
 mod fleet;
 mod launch_files;
 mod memory;
+#[path = "../common/mosquitto.rs"]
+mod mosquitto;
 mod observability;
 #[cfg(feature = "llm")]
 mod planner_llm;

@@ -15,6 +15,8 @@
 )]
 
 // mod launch;
+#[path = "../common/mosquitto.rs"]
+mod mosquitto;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -27,7 +29,7 @@ pub fn root() -> PathBuf {
 
 /// A DDS domain of our own per test (0..=101 are valid with default ports; avoid 0).
 fn domain(test: u32) -> String {
-    (1 + (std::process::id() % 20) * 5 + test).to_string()
+    (1 + (std::process::id() % 15) * 6 + test).to_string()
 }
 
 fn ros_env(cmd: &mut Command, domain: &str) {
@@ -337,4 +339,156 @@ fn a_goal_in_words_is_planned_by_the_llm_and_run() {
     assert_eq!(report["finished"], true, "{report}\n{out}\n{err}");
     let runs = run_dirs(dir);
     assert!(runs[0].join("plan.json").exists() && runs[0].join("outcome.json").exists(), "{runs:?}");
+}
+
+/// GET /metrics: the Prometheus text, as (name with labels -> value).
+fn scrape(port: u16) -> std::collections::BTreeMap<String, f64> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty() && !l.starts_with("HTTP") && l.contains(' '))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?))))
+        .collect()
+}
+
+/// The node joins the fleet: a goal sent on `arbor/robot1/goals` (MQTT, a Mosquitto of the
+/// test's own) runs on the robot, the finished run's episode reaches a collector; the node serves
+/// Prometheus `/metrics` and the run moved its counters.
+#[test]
+fn node_joins_the_fleet_takes_a_remote_goal_and_serves_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let Some(broker) = mosquitto::Broker::start(dir, "") else { return };
+    std::fs::write(dir.join("node.yaml"), NODE_YAML_BLIND).unwrap();
+    std::fs::write(
+        dir.join("robot1.yaml"),
+        format!(
+            "robot_id: robot1\nbroker: {{url: \"{}\"}}\nstate_dir: {}\n",
+            broker.url(),
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    let collected = dir.join("collected");
+    let mut collector = Proc(Some(
+        Command::new(env!("CARGO_BIN_EXE_arbor"))
+            .args(["collect", "--broker", &broker.url(), "-o", collected.to_str().unwrap(), "--exit-after", "1"])
+            .args(["--idle-exit", "60"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let metrics_port = mosquitto::free_port();
+    let d = domain(5);
+    let addr = format!("metrics_addr:=127.0.0.1:{metrics_port}");
+    let mut node = arbor_node(dir, &d, &["--config", "node.yaml", "--fleet", "robot1.yaml", "--ros-args", "-p", &addr]);
+    // The robot is online on the broker (retained status): then the goal goes out.
+    let mut opts = rumqttc::MqttOptions::new("arbor-ros-test", "127.0.0.1", broker.port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut conn) = rumqttc::Client::new(opts, 16);
+    client.subscribe("arbor/robot1/status", rumqttc::QoS::AtLeastOnce).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut online = false;
+    while !online && Instant::now() < deadline {
+        if let Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))) =
+            conn.recv_timeout(Duration::from_millis(200))
+        {
+            online = p.payload.starts_with(b"online");
+        }
+    }
+    assert!(online, "the node did not come online on the broker");
+    // The robot's base and skill server up first, then the goal from the fleet.
+    let (peer_dir, peer_domain) = (dir.to_path_buf(), d.clone());
+    let peer_thread = std::thread::spawn(move || peer(&peer_dir, &peer_domain, &[], 40));
+    std::thread::sleep(Duration::from_secs(3));
+    let goal = serde_json::json!({
+        "goal": "greet from the fleet",
+        "tree": "name: fleet_errand\nroot:\n  sequence:\n    - navigate_to: {target: kitchen}\n    - say: {text: hi fleet}\n",
+    });
+    client.publish("arbor/robot1/goals", rumqttc::QoS::AtLeastOnce, false, goal.to_string()).unwrap();
+    let pump = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            let _ = conn.recv_timeout(Duration::from_millis(100));
+        }
+    });
+    let report = peer_thread.join().unwrap();
+    pump.join().unwrap();
+    assert_eq!(report["final"]["outcome"], "success", "{report}");
+    let m = scrape(metrics_port);
+    let (code, out, err) = node.interrupt(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("queued for the fleet"), "{out}\n{err}");
+    for (name, at_least) in [
+        ("arbor_ticks_total", 2.0),
+        ("arbor_skill_calls_total{skill=\"say\"}", 1.0),
+        ("arbor_runs_total{outcome=\"success\"}", 1.0),
+        ("arbor_memory_events_total", 4.0),
+        ("arbor_stage_latency_seconds_count{stage=\"tree_tick\"}", 1.0),
+        ("arbor_stage_latency_seconds_count{stage=\"memory_update\"}", 1.0),
+        ("arbor_stage_latency_seconds_count{stage=\"record\"}", 1.0),
+    ] {
+        let v = m.get(name).copied().unwrap_or(0.0);
+        assert!(v >= at_least, "{name} = {v} (want >= {at_least}):\n{m:#?}");
+    }
+    // The collector wrote the robot's episode as a run directory.
+    let code = {
+        let c = collector.0.as_mut().unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                break s.code();
+            }
+            assert!(Instant::now() < until, "the collector got no episode");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(code, Some(0));
+    let robot_dir = collected.join("robot1");
+    let episodes: Vec<PathBuf> = std::fs::read_dir(&robot_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(episodes.len(), 1, "{episodes:?}");
+    let outcome = std::fs::read_to_string(episodes[0].join("outcome.json")).unwrap();
+    assert!(outcome.contains("ros2:/arbor") && outcome.contains("\"success\""), "{outcome}");
+    drop(broker);
+}
+
+/// use_sim_time: an rclpy /clock running 10x real time drives the node's time. A 20 s wait and
+/// a 30 s navigation timeout pass in a few seconds of wall time, and the records are stamped in
+/// simulated time.
+#[test]
+fn use_sim_time_makes_timeouts_and_records_follow_the_ros_clock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("node.yaml"),
+        "places:\n  far: [500.0, 0.0]\nperception: {enabled: false}\nnavigation: {timeout_s: 30}\nout_dir: runs\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("goal.yaml"),
+        "name: sim_time\nroot:\n  sequence:\n    - wait: {seconds: 20}\n    - navigate_to: {target: far}\n",
+    )
+    .unwrap();
+    let d = domain(6);
+    let mut node = arbor_node(dir, &d, &["--config", "node.yaml", "--ros-args", "-p", "use_sim_time:=true"]);
+    let started = Instant::now();
+    let report = peer(dir, &d, &["--goal-file", "goal.yaml", "--clock-rate", "10"], 40);
+    let wall = started.elapsed().as_secs_f64();
+    let (code, out, err) = node.interrupt(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert_eq!(report["final"]["outcome"], "failure", "the navigation timed out: {report}\n{out}\n{err}");
+    let runs = run_dirs(dir);
+    let outcome: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs[0].join("outcome.json")).unwrap()).unwrap();
+    let sim_s = outcome["sim_time_s"].as_f64().unwrap();
+    // 20 s of waiting and 30 s of driving in simulated time (since the node's first reading).
+    assert!(sim_s >= 50.0, "records in simulated time: {sim_s} s\n{outcome}");
+    assert!(wall < sim_s / 2.0, "{wall:.1} s of wall time for {sim_s:.1} s of ROS time");
+    let events = std::fs::read_to_string(runs[0].join("events.jsonl")).unwrap();
+    assert!(events.contains("did not reach far within 30 s"), "{events}");
 }

@@ -32,6 +32,7 @@ from rclpy.qos import QoSProfile, QoSDurabilityPolicy, qos_profile_sensor_data
 from arbor_msgs.action import ExecuteSkill
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
@@ -81,6 +82,18 @@ class Peer(Node):
         self.create_timer(0.05, self.step_base)
         if self.image is not None:
             self.create_timer(0.2, self.send_image)
+        if args.clock_rate > 0:
+            # A simulator's /clock: simulated time runs clock_rate x wall time, from 1000 s.
+            self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+            self.clock_start = time.time()
+            self.create_timer(0.01, self.send_clock)
+
+    def send_clock(self):
+        t = 1000.0 + self.args.clock_rate * (time.time() - self.clock_start)
+        msg = Clock()
+        msg.clock.sec = int(t)
+        msg.clock.nanosec = int((t - int(t)) * 1e9)
+        self.clock_pub.publish(msg)
 
     def on_goal_pose(self, msg):
         with self.lock:
@@ -175,7 +188,7 @@ class Peer(Node):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--goal-file", required=True)
+    ap.add_argument("--goal-file", default="", help="the goal to send (none: another sends it, e.g. the fleet)")
     ap.add_argument("--goal-topic", default="arbor/goal")
     ap.add_argument("--status-topic", default="arbor/status")
     ap.add_argument("--entities-topic", default="arbor/entities")
@@ -188,6 +201,7 @@ def main():
     ap.add_argument("--image", default="", help="raw rgb8 pixels")
     ap.add_argument("--image-size", default="", help="WxH of --image")
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--clock-rate", type=float, default=0.0, help="publish /clock at this multiple of real time")
     ap.add_argument("--interrupt-pid", type=int, default=0, help="SIGINT this process (arbor, started by the test) ...")
     ap.add_argument("--interrupt-after", type=float, default=3.0, help="... this long after the goal was sent")
     args = ap.parse_args()
@@ -197,14 +211,15 @@ def main():
     ex.add_node(peer)
     th = threading.Thread(target=ex.spin, daemon=True)
     th.start()
-    goal = open(args.goal_file).read()
+    goal = open(args.goal_file).read() if args.goal_file else None
     deadline = time.time() + args.timeout
     # Wait until arbor's node has subscribed to the goal topic (discovery), then send the goal.
     while peer.goal_pub.get_subscription_count() == 0 and time.time() < deadline:
         time.sleep(0.05)
     # The node's first frames (perception) before the goal.
     time.sleep(1.0)
-    peer.goal_pub.publish(String(data=goal))
+    if goal is not None:
+        peer.goal_pub.publish(String(data=goal))
     if args.interrupt_pid:
         time.sleep(args.interrupt_after)
         os.kill(args.interrupt_pid, signal.SIGINT)

@@ -245,6 +245,16 @@ impl Agent {
         &self.library
     }
 
+    /// A backend's own stage (frame decode, detection, tracking), timed by it.
+    pub fn record_stage(&mut self, stage: Stage, d: Duration) {
+        self.timer.record(stage, d);
+    }
+
+    /// The live metrics this agent updates, if any.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
+    }
+
     /// Times a backend's stage (perception) like the runtime's own.
     pub fn time<T>(&mut self, stage: Stage, f: impl FnOnce() -> T) -> T {
         self.timer.time(stage, f)

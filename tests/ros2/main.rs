@@ -225,6 +225,59 @@ fn node_runs_a_goal_against_rclpy_with_remapping_and_params_file() {
     assert!(evs.iter().any(|e| e["kind"] == "arrived" && e["text"] == "arrived at kitchen"), "{events}");
     assert!(evs.iter().any(|e| e["kind"] == "skill_started" && e["text"] == "navigate_to"), "{events}");
     whole_run_directory(dir, &runs[0]);
+    same_events_as_the_simulator(dir, &evs);
+}
+
+/// The same tree in the built-in simulator, on a map with the same places: the events the
+/// runtime makes of the skills are the same on both backends (kinds, texts, places). A skill's
+/// own result text is the backend's (its verdict is compared), and so is what it sees.
+fn same_events_as_the_simulator(dir: &Path, robot: &[serde_json::Value]) {
+    std::fs::write(
+        dir.join("scenario.yaml"),
+        "name: same_places\ngoal: go to the kitchen, look around, greet and take a photo\ntime_limit_s: 60\n\
+         tick_hz: 10\nmap:\n  size: [6, 3]\n  resolution: 0.1\n  rooms:\n    - {name: hall, min: [0, 0], max: [2, 3]}\n\
+         \x20   - {name: kitchen, min: [2, 0], max: [6, 3]}\n  places:\n    - {name: hall, at: [1, 1.5]}\n\
+         \x20   - {name: kitchen, at: [3, 1.5]}\nrobot:\n  pose: [1, 1.5, 0]\npeople: []\nsuccess: [{said: hello}]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_arbor"))
+        .args(["sim", "--scenario", "scenario.yaml", "--tree", "goal.yaml", "--out", "simrun"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sim: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("simrun/events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // What the runtime makes of the skills: kind, text (a skill's verdict without its detail),
+    // place. Perception differs (the robot sees a photo, the simulated kitchen is empty).
+    let skill_side = |evs: &[serde_json::Value]| -> Vec<(String, String, String)> {
+        evs.iter()
+            .filter(|e| {
+                !["entity_appeared", "entity_left", "attention_started", "attention_stopped"]
+                    .contains(&e["kind"].as_str().unwrap())
+            })
+            .map(|e| {
+                let kind = e["kind"].as_str().unwrap().to_string();
+                let text = e["text"].as_str().unwrap();
+                let text = match kind.as_str() {
+                    "skill_finished" => text.split(':').next().unwrap().to_string(),
+                    "photo_taken" => "photo".into(),
+                    _ => text.to_string(),
+                };
+                (kind, text, e["place"].as_str().unwrap_or("").to_string())
+            })
+            .collect()
+    };
+    assert_eq!(skill_side(robot), skill_side(&sim), "robot run vs simulator run");
 }
 
 /// A robot run is a whole run directory: replay reproduces it, Groot2's log, a dataset line and
@@ -248,6 +301,12 @@ fn whole_run_directory(dir: &Path, run: &Path) {
         + &std::fs::read_to_string(dir.join("ds/val.jsonl")).unwrap_or_default();
     assert_eq!(train.lines().count(), 1, "one line from the robot run: {text}");
     assert!(train.contains("go to the kitchen"), "{train}");
+    // Semantic memory forms on a robot run: where people were seen, where the robot went.
+    let db = run.join("memory.sqlite");
+    let (code, text) = arbor(&["memory", "facts", db.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(" was seen in the "), "a seen_in fact: {text}");
+    assert!(text.contains("the robot went to the kitchen"), "{text}");
     let (code, text) = arbor(&["report", run_s, "-o", "report.html"]);
     assert_eq!(code, Some(0), "{text}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();

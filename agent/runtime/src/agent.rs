@@ -495,10 +495,13 @@ impl Agent {
         // What the skills did: started / finished, then what they leave (photos, arrivals, speech).
         let mut evs = std::mem::take(&mut run.sink.memory_events);
         let place = backend.robot_pose().and_then(|p| backend.place_at(p.position()));
-        for f in std::mem::take(&mut run.sink.finished) {
-            if let Some(ev) = skill_event(f.t, &f.skill, &f.params, &f.status, place.as_deref()) {
+        let finished = std::mem::take(&mut run.sink.finished);
+        let in_view: Vec<String> =
+            if finished.is_empty() { Vec::new() } else { self.memory.in_view().map(|e| e.id.to_string()).collect() };
+        for f in finished {
+            if let Some(ev) = skill_event(f.t, &f.skill, &f.params, &f.status, place.as_deref(), &in_view) {
                 if ev.kind == EventKind::PhotoTaken {
-                    let in_frame: Vec<String> = self.memory.in_view().map(|e| e.id.to_string()).collect();
+                    let in_frame = in_view.clone();
                     let subject = ev.entity.as_ref().map(|e| e.to_string());
                     let subject_looking = subject.as_deref().and_then(|s| self.memory.entity(s)).is_some_and(|e| {
                         e.is_attending(arbor_behaviors::conditions::DEFAULT_ATTENTION_THRESHOLD as f32)

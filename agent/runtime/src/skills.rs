@@ -71,22 +71,28 @@ fn text<'a>(params: &'a Params, key: &str) -> Option<&'a str> {
     params.get(key).and_then(Value::as_str)
 }
 
-/// The memory event a successful skill leaves, if any: `PhotoTaken` (with its subject),
-/// `Arrived`, `Said`. `place` is where the robot is (the backend's place of its pose).
+/// The memory event a successful skill leaves, if any: `PhotoTaken` (with its subject; without
+/// one, of what memory has in view), `Arrived`, `Said`. `place` is where the robot is (the
+/// backend's place of its pose). Made from the call alone, never from the backend's wording, so
+/// that the same situation leaves the same event on every backend.
 pub fn skill_event(
     t: SimTime,
     skill: &str,
     params: &Params,
     status: &SkillStatus,
     place: Option<&str>,
+    in_view: &[String],
 ) -> Option<Event> {
-    let SkillStatus::Success(detail) = status else { return None };
+    if !matches!(status, SkillStatus::Success(_)) {
+        return None;
+    }
     let ev = match skill {
         "capture_photo" => match text(params, "entity").filter(|e| !e.is_empty()) {
             Some(who) => {
                 Event::new(t, EventKind::PhotoTaken, format!("photo of {who}")).with_entity(EntityId::new(who))
             }
-            None => Event::new(t, EventKind::PhotoTaken, detail.clone()),
+            None if in_view.is_empty() => Event::new(t, EventKind::PhotoTaken, "photo of nothing"),
+            None => Event::new(t, EventKind::PhotoTaken, format!("photo of {}", in_view.join(", "))),
         },
         "navigate_to" => {
             Event::new(t, EventKind::Arrived, format!("arrived at {}", text(params, "target").unwrap_or("")))
@@ -118,17 +124,20 @@ mod tests {
     fn photos_name_their_subject_and_place() {
         let mut params = Params::new();
         params.insert("entity".into(), Value::Text("alice".into()));
-        let ev =
-            skill_event(SimTime::ZERO, "capture_photo", &params, &SkillStatus::Success("ok".into()), Some("office"))
-                .unwrap();
+        let ok = SkillStatus::Success("ok".into());
+        let ev = skill_event(SimTime::ZERO, "capture_photo", &params, &ok, Some("office"), &[]).unwrap();
         assert_eq!(ev.kind, EventKind::PhotoTaken);
         assert_eq!(ev.text, "photo of alice");
         assert_eq!(ev.entity.as_ref().map(|e| e.as_str()), Some("alice"));
         assert_eq!(ev.place.as_deref(), Some("office"));
-        assert!(
-            skill_event(SimTime::ZERO, "capture_photo", &params, &SkillStatus::Failure("x".into()), None).is_none()
-        );
-        assert!(skill_event(SimTime::ZERO, "wait", &params, &SkillStatus::Success("w".into()), None).is_none());
+        let failed = SkillStatus::Failure("x".into());
+        assert!(skill_event(SimTime::ZERO, "capture_photo", &params, &failed, None, &[]).is_none());
+        assert!(skill_event(SimTime::ZERO, "wait", &params, &ok, None, &[]).is_none());
+        let view = ["bob".to_string(), "carol".to_string()];
+        let ev = skill_event(SimTime::ZERO, "capture_photo", &Params::new(), &ok, None, &view).unwrap();
+        assert_eq!((ev.text.as_str(), ev.entity.is_none()), ("photo of bob, carol", true));
+        let said = skill_event(SimTime::ZERO, "say", &params, &ok, Some("office"), &[]);
+        assert!(said.is_some_and(|e| e.place.is_none()), "speech has no place");
     }
 
     #[test]

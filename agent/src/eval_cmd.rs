@@ -44,7 +44,11 @@ pub struct ModelResult {
     pub successes: u64,
     pub attempts: u64,
     pub tokens_per_s: Vec<f64>,
+    /// Plan latency without loading the model (loaded once per process, on the first plan).
     pub plan_latency_s: Vec<f64>,
+    /// Time spent loading the model, apart from plan latency.
+    #[serde(default)]
+    pub model_load_s: f64,
     pub failures: Vec<String>,
 }
 
@@ -107,6 +111,7 @@ pub fn eval_cmd(suite_path: &Path, models: &[String], output: &Path, args: &Plan
             let ep = generate::episode_in(&base, suite.seed, i, suite.split).map_err(anyhow::Error::msg)?;
             r.episodes += 1;
             let started = Instant::now();
+            let loading_before = crate::plan::model_load_time();
             let planned = if model == "expert" {
                 Ok((generate::expert(&ep), None))
             } else {
@@ -115,7 +120,9 @@ pub fn eval_cmd(suite_path: &Path, models: &[String], output: &Path, args: &Plan
                     (p.tree.tree().clone(), Some((p.record(), t, p.figures.attempts)))
                 })
             };
-            let latency = started.elapsed().as_secs_f64();
+            let loading = crate::plan::model_load_time().saturating_sub(loading_before).as_secs_f64();
+            r.model_load_s += loading;
+            let latency = started.elapsed().as_secs_f64() - loading;
             let (tree, plan) = match planned {
                 Ok(x) => x,
                 Err(e) => {
@@ -163,14 +170,14 @@ pub fn eval_cmd(suite_path: &Path, models: &[String], output: &Path, args: &Plan
     }
     let mut table = format!(
         "# arbor eval: suite `{}` ({:?}, {} episodes x {} runs)\n\n\
-         | model | task success | valid trees | attempts / plan | tokens/s (p50) | plan latency (p50) |\n\
-         |---|---|---|---|---|---|\n",
+         | model | task success | valid trees | attempts / plan | tokens/s (p50) | plan latency (p50) | model load |\n\
+         |---|---|---|---|---|---|---|\n",
         suite.name, suite.split, suite.episodes, suite.runs_per_episode
     );
     for r in &results {
         let _ = writeln!(
             table,
-            "| {} | {:.1} % ({}/{}) | {:.1} % | {:.2} | {:.1} | {:.3} s |",
+            "| {} | {:.1} % ({}/{}) | {:.1} % | {:.2} | {:.1} | {:.3} s | {:.2} s |",
             r.model,
             100.0 * ModelResult::rate(r.successes, r.runs),
             r.successes,
@@ -179,6 +186,7 @@ pub fn eval_cmd(suite_path: &Path, models: &[String], output: &Path, args: &Plan
             ModelResult::rate(r.attempts, r.valid_trees),
             ModelResult::median(&r.tokens_per_s),
             ModelResult::median(&r.plan_latency_s),
+            r.model_load_s,
         );
     }
     print!("{table}");

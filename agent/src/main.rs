@@ -526,28 +526,13 @@ fn sim(
             let planned = plan::plan(&goal, &scenario, seed, plan_args);
             plan_wall = Some(started.elapsed());
             if let Some(m) = &metrics {
-                m.observe(Stage::Plan, started.elapsed());
-                let result = match &planned {
-                    Ok(_) => "ok",
-                    Err(e) if e.to_string().contains("refus") => "refused",
-                    Err(_) => "failed",
-                };
-                m.plans.with_label_values(&[result]).inc();
+                plan::observe(m, &planned, started.elapsed());
             }
             let outcome = planned?;
             if !json {
                 println!("plan      {}", outcome.plan_text);
             }
             let timing = outcome.timing();
-            if let Some(m) = &metrics {
-                m.plan_attempts.inc_by(u64::from(outcome.figures.attempts));
-                if timing.cache_hit {
-                    m.plan_cache_hits.inc();
-                } else {
-                    m.plan_ttft.observe(timing.time_to_first_token_s);
-                    m.plan_tokens_per_s.observe(timing.tokens_per_s);
-                }
-            }
             plan_timing = Some(timing);
             (outcome.tree.tree().clone(), "<planner>".to_string(), outcome.model.clone(), Some(outcome.record()))
         }

@@ -308,6 +308,29 @@ pub fn model_card(model: &std::path::Path) -> Result<ModelCard> {
     Ok(ModelCard { prompt_style, examples })
 }
 
+/// A plan's figures into the live metrics: the plan stage, its result, attempts, cache hits,
+/// duplicate requests avoided, time to first token and tokens/s of generated plans.
+pub fn observe(m: &arbor_behaviors::metrics::Metrics, planned: &Result<PlanOutcome>, elapsed: std::time::Duration) {
+    m.observe(arbor_behaviors::metrics::Stage::Plan, elapsed);
+    let result = match planned {
+        Ok(_) => "ok",
+        Err(e) if e.to_string().contains("refus") => "refused",
+        Err(_) => "failed",
+    };
+    m.plans.with_label_values(&[result]).inc();
+    let Ok(outcome) = planned else { return };
+    m.plan_attempts.inc_by(u64::from(outcome.figures.attempts));
+    if outcome.figures.coalesced {
+        m.duplicate_requests_avoided.inc();
+    }
+    if outcome.figures.cache_hit {
+        m.plan_cache_hits.inc();
+    } else {
+        m.plan_ttft.observe(outcome.figures.time_to_first_token_s);
+        m.plan_tokens_per_s.observe(outcome.figures.tokens_per_s);
+    }
+}
+
 /// Lines memory retrieves for `goal`, fitted into `budget` tokens (time order).
 pub fn remembered(db: &std::path::Path, goal: &str, budget: usize) -> Result<Vec<String>> {
     let mut mem = crate::memory_cmd::open_with_model(db)?;
@@ -323,6 +346,61 @@ pub fn plan(goal: &str, scenario: &Scenario, seed: u64, args: &PlanArgs) -> Resu
     plan_in(goal, arbor_sim::planning::context(scenario), &check, seed, args)
 }
 
+/// Models loaded once per process: every plan of a process (`arbor eval`'s episodes, `dataset
+/// generate --llm`, the agent's goals, the ROS node's) reuses the model and its planner, whose
+/// cache answers a request seen before and coalesces identical requests in flight.
+#[cfg(feature = "llm")]
+pub mod loaded {
+    use anyhow::Result;
+    use arbor_behaviors::planner::Planner;
+    use arbor_behaviors::planner::llm::LlamaGenerator;
+    use arbor_behaviors::planner::prompt::PromptStyle;
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::time::{Duration, Instant};
+
+    type Key = (PathBuf, usize, u32, PromptStyle);
+    pub type Shared = Arc<Planner<LlamaGenerator>>;
+
+    static PLANNERS: OnceLock<Mutex<HashMap<Key, Shared>>> = OnceLock::new();
+    static LOAD_TIME: Mutex<Duration> = Mutex::new(Duration::ZERO);
+
+    /// The planner for a model and settings, loading the model the first time.
+    pub fn planner(path: &Path, threads: usize, attempts: u32, style: PromptStyle) -> Result<Shared> {
+        let key = (path.to_path_buf(), threads, attempts, style);
+        let mut map = PLANNERS.get_or_init(Default::default).lock().map_err(|_| anyhow::anyhow!("planner lock"))?;
+        if let Some(p) = map.get(&key) {
+            return Ok(p.clone());
+        }
+        let started = Instant::now();
+        let generator = LlamaGenerator::load(path, threads)?;
+        if let Ok(mut t) = LOAD_TIME.lock() {
+            *t += started.elapsed();
+        }
+        let mut planner = Planner::new(generator, arbor_runtime::skills::registry());
+        planner.max_attempts = attempts;
+        planner.prompt_budget_chars = arbor_runtime::PLAN_PROMPT_BUDGET;
+        planner.prompt_style = style;
+        let shared = Arc::new(planner);
+        map.insert(key, shared.clone());
+        Ok(shared)
+    }
+
+    /// Wall time this process spent loading models (apart from planning).
+    pub fn load_time() -> Duration {
+        LOAD_TIME.lock().map(|t| *t).unwrap_or_default()
+    }
+}
+
+/// Wall time this process spent loading models, apart from planning (eval reports it apart).
+pub fn model_load_time() -> std::time::Duration {
+    #[cfg(feature = "llm")]
+    return loaded::load_time();
+    #[cfg(not(feature = "llm"))]
+    std::time::Duration::ZERO
+}
+
 /// Plans for a goal in a given context (the names a robot knows): the simulator's scenario,
 /// or a ROS node's map. `check` is the semantic check a plan must pass (reachability).
 #[cfg(feature = "llm")]
@@ -333,15 +411,12 @@ pub fn plan_in(
     seed: u64,
     args: &PlanArgs,
 ) -> Result<PlanOutcome> {
-    use arbor_behaviors::planner::llm::{LlamaGenerator, default_model_path};
-    use arbor_behaviors::planner::{PlanRequest, Planner, Sampling};
+    use arbor_behaviors::planner::llm::default_model_path;
+    use arbor_behaviors::planner::{PlanRequest, Sampling};
     let path = args.model.clone().unwrap_or_else(default_model_path);
-    let generator = LlamaGenerator::load(&path, args.threads)?;
-    let mut planner = Planner::new(generator, arbor_sim::registry());
-    planner.max_attempts = args.attempts.max(1);
-    planner.prompt_budget_chars = arbor_sim::runner::PLAN_PROMPT_BUDGET;
     let card = model_card(&path)?;
-    planner.prompt_style = args.prompt_style.unwrap_or(card.prompt_style);
+    let style = args.prompt_style.unwrap_or(card.prompt_style);
+    let planner = loaded::planner(&path, args.threads, args.attempts.max(1), style)?;
     if let Some(db) = &args.memory {
         context.remembered = remembered(db, goal, args.memory_tokens)?;
     }
@@ -396,6 +471,43 @@ pub fn plan_in(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
     use super::*;
+
+    /// Planner lifetime: the model loads once per process; the same goal planned twice is one
+    /// generation and one cache hit, counted in the metrics.
+    #[cfg(feature = "llm")]
+    #[test]
+    fn a_process_loads_a_model_once_and_the_second_plan_is_a_cache_hit() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            plan: PlanArgs,
+        }
+        let args = Cli::parse_from(["test"]).plan;
+        let model = args.model.clone().unwrap_or_else(arbor_behaviors::planner::llm::default_model_path);
+        if !model.is_file() {
+            assert!(std::env::var_os("CI").is_none(), "{}: run bash .ci/models", model.display());
+            eprintln!("skipped: no model at {} (bash .ci/models)", model.display());
+            return;
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let text = std::fs::read_to_string(root.join("sim/scenarios/photographer.yaml")).unwrap();
+        let scenario = Scenario::parse(&text, "photographer.yaml").unwrap();
+        let metrics = arbor_behaviors::metrics::Metrics::new().unwrap();
+        let goal = "take a photo of alice";
+        let first = plan(goal, &scenario, 1, &args);
+        observe(&metrics, &first, std::time::Duration::from_millis(1));
+        let loaded = model_load_time();
+        assert!(loaded > std::time::Duration::ZERO, "the first plan loaded the model");
+        let second = plan(goal, &scenario, 1, &args);
+        observe(&metrics, &second, std::time::Duration::from_millis(1));
+        assert_eq!(model_load_time(), loaded, "the second plan reused the loaded model");
+        let (a, b) = (first.unwrap(), second.unwrap());
+        assert!(!a.figures.cache_hit && b.figures.cache_hit);
+        assert_eq!(a.plan_text, b.plan_text);
+        assert_eq!(metrics.plan_cache_hits.get(), 1);
+        assert_eq!(metrics.plans.with_label_values(&["ok"]).get(), 2);
+    }
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -381,12 +381,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                     let context = plan_context(&cfg, &agent.memory);
                     let plan_args = args.plan.clone();
                     let g = goal.clone();
+                    let m = metrics.clone();
                     std::thread::spawn(move || {
                         // Names are checked by the planner's grammar and the tree check; whether
                         // a place is reachable is the navigator's call on a robot (no map here).
                         let check = |_: &Tree| Ok(());
-                        let res = crate::plan::plan_in(&g, context, &check, 0, &plan_args)
-                            .map(|o| (o.tree.tree().clone(), o.model.clone(), o.record()));
+                        let started = Instant::now();
+                        let planned = crate::plan::plan_in(&g, context, &check, 0, &plan_args);
+                        if let Some(m) = &m {
+                            crate::plan::observe(m, &planned, started.elapsed());
+                        }
+                        let res = planned.map(|o| (o.tree.tree().clone(), o.model.clone(), o.record()));
                         let _ = tx.send(res);
                     });
                     planning = Some((goal, rx));

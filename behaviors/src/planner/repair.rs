@@ -78,6 +78,10 @@ pub struct PlanFigures {
     /// Generated tokens per second after the first token.
     pub tokens_per_s: f64,
     pub cache_hit: bool,
+    /// The same request was being planned when this one came: it waited for that answer
+    /// instead of generating again (a duplicate request avoided).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub coalesced: bool,
 }
 
 /// A successful plan and how it came about.
@@ -238,6 +242,8 @@ impl<G: Generator> Planner<G> {
             }
         };
         let (slot, existed) = slot;
+        // Found but not answered yet: another thread is planning the same request right now.
+        let in_flight = existed && slot.get().is_none();
         let mut computed_here = false;
         let result = slot.get_or_init(|| {
             computed_here = true;
@@ -246,6 +252,7 @@ impl<G: Generator> Planner<G> {
         let mut result = result.clone();
         if let Ok(outcome) = &mut result {
             outcome.figures.cache_hit = existed || !computed_here;
+            outcome.figures.coalesced = in_flight || (!existed && !computed_here);
         }
         result
     }

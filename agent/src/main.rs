@@ -23,6 +23,7 @@ mod plan;
 mod replay_cmd;
 mod report;
 mod ros_config;
+mod ros_msgdef;
 #[cfg(feature = "ros2")]
 mod ros_node;
 #[cfg(feature = "ros2")]

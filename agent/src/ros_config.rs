@@ -261,6 +261,12 @@ pub const ROS_PARAMS: &[RosParam] = &[
     param("image_qos", ParamKind::Text, "sensor_data", "sensor_data (best effort) or reliable"),
     param("qos_depth", ParamKind::Integer, "10", "history depth of every topic"),
     param(
+        "record_image_every",
+        ParamKind::Integer,
+        "10",
+        "every Nth camera image goes into the run's run.mcap as a ROS message (0: none); odometry, camera_info and goals go in whole",
+    ),
+    param(
         "use_sim_time",
         ParamKind::Bool,
         "false",

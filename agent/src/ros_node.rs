@@ -28,7 +28,7 @@ use arbor_perception::camera::CameraModel;
 use arbor_perception::frame::Frame;
 use arbor_perception::pipeline::{Pipeline, PipelineConfig};
 use arbor_perception::{Pose2, SimTime};
-use arbor_runtime::{Agent, Outcome, Perception, RunEnd, RunSpec, Stop};
+use arbor_runtime::{Agent, Outcome, Perception, RosChannel, RunEnd, RunSpec, Stop};
 use futures::{FutureExt, StreamExt};
 use r2r::QosProfile;
 use r2r::arbor_msgs::action::ExecuteSkill::Action as ExecuteSkill;
@@ -207,6 +207,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         (Some(m), Some(server))
     };
     let depth = params.number("qos_depth").clamp(1.0, 1000.0) as usize;
+    let image_every = params.number("record_image_every").max(0.0) as u64;
     let qos = || QosProfile::default().keep_last(depth);
     let image_qos = match params.text("image_qos").as_str() {
         "reliable" => QosProfile::default().keep_last(depth),
@@ -225,10 +226,43 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     );
     let e = |what: &str, name: &str| format!("creating {what} '{name}'");
     let mut images =
-        node.subscribe::<Image>(&image_topic, image_qos).with_context(|| e("subscription", &image_topic))?;
+        node.subscribe::<Image>(&image_topic, image_qos.clone()).with_context(|| e("subscription", &image_topic))?;
     let mut infos = node.subscribe::<CameraInfo>(&info_topic, qos()).with_context(|| e("subscription", &info_topic))?;
     let mut odoms = node.subscribe::<Odometry>(&odom_topic, qos()).with_context(|| e("subscription", &odom_topic))?;
     let mut goals = node.subscribe::<StringMsg>(&goal_topic, qos()).with_context(|| e("subscription", &goal_topic))?;
+    // The ROS messages the node consumes, raw (CDR), for the run's recording: its run.mcap is
+    // also a ROS log (rosbag2's MCAP layout). Without the message definitions (no ROS prefix on
+    // this machine) the runs are recorded without them.
+    let mut raw_types = vec![
+        (odom_topic.clone(), "nav_msgs/msg/Odometry"),
+        (info_topic.clone(), "sensor_msgs/msg/CameraInfo"),
+        (goal_topic.clone(), "std_msgs/msg/String"),
+    ];
+    if image_every > 0 {
+        raw_types.push((image_topic.clone(), "sensor_msgs/msg/Image"));
+    }
+    let ros_channels: Vec<RosChannel> =
+        match crate::ros_msgdef::definitions(raw_types.iter().map(|(_, t)| *t), &crate::ros_msgdef::prefixes()) {
+            Ok(defs) => raw_types
+                .iter()
+                .zip(defs)
+                .map(|((topic, ty), definition)| RosChannel {
+                    topic: topic.clone(),
+                    type_name: ty.to_string(),
+                    definition,
+                })
+                .collect(),
+            Err(err) => {
+                eprintln!("arbor: runs are recorded without the ROS messages: {err:#}");
+                Vec::new()
+            }
+        };
+    let mut raw_subs = Vec::new();
+    for c in &ros_channels {
+        let q = if c.type_name.ends_with("/Image") { image_qos.clone() } else { qos() };
+        raw_subs.push(node.subscribe_raw(&c.topic, &c.type_name, q).with_context(|| e("raw subscription", &c.topic))?);
+    }
+    let mut raw_images_seen = 0u64;
     // Status is latched (transient local): a late subscriber still gets the latest.
     let status_pub = node
         .create_publisher::<StringMsg>(&status_topic, qos().transient_local())
@@ -347,6 +381,21 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         while let Poll::Ready(Some(g)) = goals.poll_next_unpin(&mut cx) {
             new_goal = Some(g.data);
         }
+        // Raw copies for the run's recording (a goal that starts a run is in its recording: the
+        // run starts below, after which these are written).
+        let mut raw_in: Vec<(usize, Vec<u8>)> = Vec::new();
+        for (i, sub) in raw_subs.iter_mut().enumerate() {
+            let image = ros_channels[i].type_name.ends_with("/Image");
+            while let Poll::Ready(Some(bytes)) = sub.poll_next_unpin(&mut cx) {
+                if image {
+                    raw_images_seen += 1;
+                    if !(raw_images_seen - 1).is_multiple_of(image_every.max(1)) {
+                        continue;
+                    }
+                }
+                raw_in.push((i, bytes));
+            }
+        }
         // Remote goals from the fleet: words, or a tree given with them.
         for g in fleet.as_ref().map(crate::fleet::Link::goals).unwrap_or_default() {
             new_goal = Some(match g.tree {
@@ -439,6 +488,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                 tick_hz,
                 plan: p.plan,
                 plan_context: plan_context(&cfg, &agent.memory),
+                ros_channels: ros_channels.clone(),
             };
             match agent.start(now, spec) {
                 Ok(dir) => {
@@ -450,6 +500,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                     publish_status(&serde_json::json!({"state": "error", "goal": goal, "error": format!("{e:#}")}))
                 }
             }
+        }
+
+        for (i, bytes) in raw_in {
+            agent.record_ros(i, now, &bytes);
         }
 
         // Perceive: the newest frame through the pipeline, into memory (and the run's records).

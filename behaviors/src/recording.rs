@@ -311,6 +311,34 @@ impl RecordingWriter {
         }
     }
 
+    /// Adds a ROS 2 channel as rosbag2's MCAP storage writes it: `ros2msg` schema (the message
+    /// definition with its dependencies), `cdr` messages. arbor's readers skip such channels;
+    /// ROS tools (and `mcap-ros2-support`) decode them.
+    pub fn add_ros2_channel(&mut self, topic: &str, type_name: &str, definition: &str) -> Result<u16, RecordingError> {
+        let io = |e: &dyn std::fmt::Display| RecordingError::Io { path: self.path.clone(), message: e.to_string() };
+        let Some(w) = self.w.as_mut() else { return Err(io(&"the recording is finished")) };
+        let sid = w.add_schema(type_name, "ros2msg", definition.as_bytes()).map_err(|e| io(&e))?;
+        let cid = w.add_channel(sid, topic, "cdr", &BTreeMap::new()).map_err(|e| io(&e))?;
+        Ok(cid)
+    }
+
+    /// Writes one already-encoded message (CDR, as it came off the wire) on a channel of
+    /// [`RecordingWriter::add_ros2_channel`], at run time `t_us`.
+    pub fn put_raw(&mut self, channel_id: u16, t_us: u64, data: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        let Some(w) = self.w.as_mut() else { return };
+        self.seq = self.seq.wrapping_add(1);
+        let t_ns = t_us.saturating_mul(1000);
+        let header =
+            mcap::records::MessageHeader { channel_id, sequence: self.seq, log_time: t_ns, publish_time: t_ns };
+        match w.write_to_known_channel(&header, data) {
+            Ok(()) => self.messages += 1,
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
     /// Marks the end of a tick: every `flush_every_ticks` ticks the open chunk is closed and
     /// flushed to the file.
     pub fn end_tick(&mut self) {

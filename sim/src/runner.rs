@@ -113,6 +113,7 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
             tick_hz: scenario.tick_hz,
             plan: cfg.plan.clone(),
             plan_context: crate::planning::context(scenario),
+            ros_channels: Vec::new(),
         },
     )?;
     let mut world = World::new(scenario, cfg.seed);

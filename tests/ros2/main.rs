@@ -280,6 +280,37 @@ fn same_events_as_the_simulator(dir: &Path, robot: &[serde_json::Value]) {
     assert_eq!(skill_side(robot), skill_side(&sim), "robot run vs simulator run");
 }
 
+/// The ROS messages the node consumed are in its run.mcap as ROS 2 channels (cdr, ros2msg):
+/// the Foxglove libraries decode them as they decode a rosbag2 recording.
+fn ros_channels_decode_in_python(run: &Path) {
+    let venv = arbor_perception::onnx::cache_dir().join("venv/bin/python");
+    let py = std::env::var("ARBOR_PYTHON").map(PathBuf::from).unwrap_or(venv);
+    if !py.is_file() {
+        assert!(std::env::var_os("CI").is_none(), "no Python venv with mcap-ros2-support: run `bash .ci/pyenv`");
+        eprintln!("skipped: no Python venv with mcap-ros2-support (bash .ci/pyenv)");
+        return;
+    }
+    let out = Command::new(&py)
+        .arg(root().join("tests/python/ros2_channels.py"))
+        .arg(run.join("run.mcap"))
+        // The ROS environment's PYTHONPATH is not this venv's.
+        .env_remove("PYTHONPATH")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    // The goal that started the run (the channel is named by the parameter; rcl remapped it).
+    assert!(v["arbor/goal"]["data"].as_str().unwrap_or("").contains("name: ros_errand"), "{v}");
+    assert!(v["odom"]["count"].as_u64().unwrap() > 5, "{v}");
+    assert_eq!(v["odom"]["type"], "nav_msgs/msg/Odometry", "{v}");
+    assert_eq!(v["odom"]["encoding"], "ros2msg", "{v}");
+    assert_eq!(v["odom"]["frame_id"], "map", "{v}");
+    assert!(v["camera/image_raw"]["count"].as_u64().unwrap() >= 1, "decimated, not none: {v}");
+    assert_eq!(v["camera/image_raw"]["encoding_px"], "rgb8", "{v}");
+    assert!(v["camera/camera_info"]["k0"].as_f64().unwrap() > 0.0, "{v}");
+}
+
 /// A robot run is a whole run directory: replay reproduces it, Groot2's log, a dataset line and
 /// the report come from it, as from a simulator run.
 fn whole_run_directory(dir: &Path, run: &Path) {
@@ -307,6 +338,7 @@ fn whole_run_directory(dir: &Path, run: &Path) {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains(" was seen in the "), "a seen_in fact: {text}");
     assert!(text.contains("the robot went to the kitchen"), "{text}");
+    ros_channels_decode_in_python(run);
     let (code, text) = arbor(&["report", run_s, "-o", "report.html"]);
     assert_eq!(code, Some(0), "{text}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();

@@ -50,6 +50,18 @@ pub struct RunSpec {
     pub plan: Option<PlanRecord>,
     /// What the planner knows for this goal: the dataset line's prompt.
     pub plan_context: PlanContext,
+    /// Raw channels the backend records alongside (a robot's ROS messages).
+    pub ros_channels: Vec<RosChannel>,
+}
+
+/// A ROS 2 topic recorded as it came (CDR), so that the recording doubles as a ROS log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RosChannel {
+    pub topic: String,
+    /// `sensor_msgs/msg/Image`.
+    pub type_name: String,
+    /// The `ros2msg` definition: the type's .msg text and its dependencies'.
+    pub definition: String,
 }
 
 /// How a run was stopped before its tree finished.
@@ -129,6 +141,8 @@ struct Run {
     meter: TickMeter,
     photos: Vec<Photo>,
     write_time: Duration,
+    /// MCAP channel ids of the spec's `ros_channels`, in order.
+    ros_ids: Vec<u16>,
 }
 
 impl Run {
@@ -336,6 +350,10 @@ impl Agent {
         if let Some(plan) = &spec.plan {
             mcap.put(Topic::Planner, 0, plan);
         }
+        let mut ros_ids = Vec::with_capacity(spec.ros_channels.len());
+        for c in &spec.ros_channels {
+            ros_ids.push(mcap.add_ros2_channel(&c.topic, &c.type_name, &c.definition)?);
+        }
         // What memory holds from before (a robot remembers across goals): replay starts from it.
         if !self.memory.is_empty() {
             let entities = EntitiesMsg { tick: 0, t_us: 0, entities: self.memory.entities().cloned().collect() };
@@ -368,6 +386,7 @@ impl Agent {
             meter: TickMeter::new(self.metrics.clone(), self.tick_sample_every),
             photos: Vec::new(),
             write_time: Duration::ZERO,
+            ros_ids,
         };
         self.memory.set_goal(run.goal.clone());
         for ev in std::mem::take(&mut self.idle) {
@@ -548,6 +567,15 @@ impl Agent {
         run.sink.memory_events.clear();
         run.sink.finished.clear();
         run.stopped = Some(stop);
+    }
+
+    /// A raw message on the run's `ros_channels[channel]`, at `now` (nothing without a run).
+    pub fn record_ros(&mut self, channel: usize, now: SimTime, data: &[u8]) {
+        if let Some(run) = self.run.as_mut()
+            && let Some(&id) = run.ros_ids.get(channel)
+        {
+            run.sink.rec.out.mcap.put_raw(id, now.micros(), data);
+        }
     }
 
     /// An event that arrived after the last tick (a description waited for at the end).

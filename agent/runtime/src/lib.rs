@@ -23,7 +23,7 @@ mod records;
 pub mod skills;
 pub mod summary;
 
-pub use agent::{Agent, Finished, IDLE_EVENTS_MAX, RunEnd, RunSpec, Stop};
+pub use agent::{Agent, Finished, IDLE_EVENTS_MAX, RosChannel, RunEnd, RunSpec, Stop};
 pub use summary::{CriterionResult, Outcome, PerceptionReport, Photo, RunSummary};
 
 use arbor_behaviors::{BuildError, Robot, TreeError};

@@ -1,4 +1,6 @@
 //! The `arbor` command line.
+//!
+//! Over 600 lines: the whole CLI (clap definitions) and its dispatch.
 
 use anyhow::{Context, Result, bail};
 use arbor_behaviors::metrics::{Metrics, Stage};

@@ -14,6 +14,8 @@
 //! build and the fleet read it.
 //! SIGINT/SIGTERM halt the tree (motion stops, remote goals are cancelled), finish the
 //! records and exit 0.
+//!
+//! Over 600 lines: the node's one loop with its parameters and status messages (the robot's skills are ros_robot.rs, message definitions ros_msgdef.rs).
 
 use crate::plan::PlanArgs;
 use crate::ros_config::{NodeConfig, check_ros_args, ros_args, ros_param};

@@ -12,6 +12,8 @@
 //! parallel decided, fallback switched, switch changed case, tree halted from outside), the
 //! child and all its RUNNING descendants are halted in the same tick, deepest first; skills
 //! get the robot's `halt` call; `_onHalted` scripts run.
+//!
+//! Over 600 lines: one arena interpreter: every node kind's tick shares the flat node state, split it would spread one struct's invariants over files.
 
 use crate::blackboard::Blackboard;
 use crate::library::{Builtin, Category, Implementation, NodeLibrary, POST_CONDITIONS, PRE_CONDITIONS, PortSpec};

@@ -1,4 +1,6 @@
 //! Semantics of every node type (BT.CPP v4 documentation is the reference), halting included.
+//!
+//! Over 600 lines: the engine's unit tests, one per BT.CPP behaviour, kept beside each other.
 
 use super::*;
 use crate::conditions;

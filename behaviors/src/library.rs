@@ -2,6 +2,8 @@
 //! declared statically (name, direction, type, default, description), as BehaviorTree.CPP's
 //! `providedPorts()`. Built-in nodes follow BT.CPP v4; skills from the [`SkillRegistry`] become
 //! actions and conditions; manifests (YAML) and a file's `TreeNodesModel` declare others.
+//!
+//! Over 600 lines: mostly data: every node type with its ports, in one table.
 
 use crate::skill::{ParamType, SkillKind, SkillRegistry};
 use serde::{Deserialize, Serialize};

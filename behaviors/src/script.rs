@@ -8,6 +8,8 @@
 //!
 //! Scripts are parsed once at load time; keys are bound to blackboard slots then, so running a
 //! script does no name lookups.
+//!
+//! Over 600 lines: one small language (BT.CPP's scripting): lexer, parser and evaluator together.
 
 use crate::value::Value;
 use std::fmt;

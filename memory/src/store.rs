@@ -5,6 +5,8 @@
 //! Writes on the tick loop only append events (cheap, batched). Embedding, consolidation into
 //! facts and index training happen in [`Memory::maintain`], which the agent runs off the tick
 //! loop (and `arbor memory` runs before answering).
+//!
+//! Over 600 lines: the Memory facade over one SQLite file: retrieval, answering, forgetting share its statements.
 
 use crate::embed::{Embedder, normalize};
 use crate::episodic::{EpisodicStore, Event, EventKind, MemoryError, Stored, words};

@@ -4,6 +4,8 @@
 //! the simulator then verifies. A perturbed expert (a plausible mistake: no attention check,
 //! no approach, the wrong place) gives failed trees for the same prompt, so that preference
 //! pairs exist.
+//!
+//! Over 600 lines: the goal families and the scripted expert's tree for each, one table.
 
 use crate::scenario::{Criterion, Motion, Scenario};
 use arbor_behaviors::tree::{Node, Tree};

@@ -1,5 +1,7 @@
 //! The simulated world: robot, people and objects on a 2D map, stepped at a fixed rate.
 //! It is the simulator's camera (ground truth plus seeded noise) and its robot (the skills).
+//!
+//! Over 600 lines: the world's state, its step and its skills share private state.
 
 use crate::nav::{Grid, Wall};
 use crate::scenario::{Criterion, Motion, Scenario};

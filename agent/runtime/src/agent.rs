@@ -2,20 +2,19 @@
 //! [`Agent::perceive`] then [`Agent::tick`]; between goals it keeps calling `perceive` (memory
 //! goes on; what is perceived is kept for the next run).
 
-use crate::records::{RunSink, Tee};
+use crate::records::{Acting, RunSink, Tee};
 use crate::skills::skill_event;
-use crate::summary::{CriterionResult, Outcome, PerceptionReport, Photo, RunSummary};
+use crate::spec::{Finished, RunEnd, RunSpec, Stop};
+use crate::summary::{CriterionResult, Outcome, Photo, RunSummary};
 use crate::{Backend, Describe, PLAN_PROMPT_BUDGET, Perception, RunError, io_err};
 use arbor_behaviors::dataset::{self, DatasetLine, LineMetadata};
 use arbor_behaviors::metrics::{Metrics, Stage, StageLatencies, TickMeter};
-use arbor_behaviors::planner::{PlanContext, PlanRecord, format as plan_format, prompt as plan_prompt};
+use arbor_behaviors::planner::{PlanRecord, format as plan_format, prompt as plan_prompt};
 use arbor_behaviors::record::{JsonlSink, Recorder, TickRecord};
 use arbor_behaviors::recording::{
     EntitiesMsg, HaltMsg, MemoryEventMsg, ObservationsMsg, Phase, RecordingWriter, RunHeader, Topic, TreeMsg,
 };
-use arbor_behaviors::{
-    Executor, NodeLibrary, NodeStatus, Robot, SkillCall, SkillRegistry, SkillStatus, Tree, Vocabulary, yaml,
-};
+use arbor_behaviors::{Executor, NodeLibrary, NodeStatus, SkillRegistry, yaml};
 use arbor_memory::{EpisodicStore, Event, EventKind, WorkingConfig, WorkingMemory};
 use arbor_perception::{EntityId, SimTime};
 use std::collections::{BTreeSet, VecDeque};
@@ -27,71 +26,6 @@ use std::time::{Duration, Instant};
 
 /// Events perceived between goals, kept for the next run (oldest dropped beyond this).
 pub const IDLE_EVENTS_MAX: usize = 1024;
-
-/// What to run: one goal, one tree, one run directory.
-#[derive(Debug, Clone)]
-pub struct RunSpec {
-    pub dir: PathBuf,
-    /// The scenario's name (simulator) or `ros2:<node>` (robot).
-    pub scenario: String,
-    /// The scenario file's text (simulator): `scenario.yaml` and the recording's header.
-    pub scenario_text: Option<String>,
-    /// Names the tree is checked against; recorded in the header when there is no scenario.
-    pub vocabulary: Vocabulary,
-    pub tree: Tree,
-    /// Names the tree in error messages (its file path, "<planner>", ...).
-    pub tree_source: String,
-    /// Who wrote the tree ("hand", "expert", a model name), for the dataset line.
-    pub tree_author: String,
-    pub goal: String,
-    pub seed: u64,
-    pub tick_hz: f64,
-    /// When the tree came from the planner: what it was asked and answered (`plan.json`).
-    pub plan: Option<PlanRecord>,
-    /// What the planner knows for this goal: the dataset line's prompt.
-    pub plan_context: PlanContext,
-    /// Raw channels the backend records alongside (a robot's ROS messages).
-    pub ros_channels: Vec<RosChannel>,
-}
-
-/// A ROS 2 topic recorded as it came (CDR), so that the recording doubles as a ROS log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RosChannel {
-    pub topic: String,
-    /// `sensor_msgs/msg/Image`.
-    pub type_name: String,
-    /// The `ros2msg` definition: the type's .msg text and its dependencies'.
-    pub definition: String,
-}
-
-/// How a run was stopped before its tree finished.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
-    /// The simulator's time limit.
-    TimeLimit(String),
-    /// From outside: a new goal, the node stopped.
-    Outside(String),
-}
-
-/// What the backend adds to the summary when a run ends.
-#[derive(Debug, Clone, Default)]
-pub struct RunEnd {
-    /// Success criteria (the simulator's ground truth; none on a robot).
-    pub criteria: Vec<CriterionResult>,
-    /// The backend's own account of the photos (the simulator's ground truth); the runtime's
-    /// when `None`.
-    pub photos: Option<Vec<Photo>>,
-    pub distance_m: f64,
-    pub perception: Option<PerceptionReport>,
-}
-
-/// What a finished run leaves: its summary, stage latencies (for `timing.json`) and directory.
-#[derive(Debug, Clone)]
-pub struct Finished {
-    pub summary: RunSummary,
-    pub latencies: StageLatencies,
-    pub dir: PathBuf,
-}
 
 /// Times stages into the run's histograms and the live metrics.
 struct Timer {
@@ -162,51 +96,6 @@ impl Run {
             m.memory_events.inc();
         }
         Ok(res?)
-    }
-}
-
-/// The robot as the tree sees it through the runtime: the backend's skills, with `photographed`
-/// answered from the photos this robot took.
-struct Acting<'a, B: Backend> {
-    backend: &'a mut B,
-    photographed: &'a mut BTreeSet<String>,
-}
-
-impl<B: Backend> Acting<'_, B> {
-    fn note(&mut self, call: &SkillCall<'_>, status: &SkillStatus) {
-        if call.skill == "capture_photo"
-            && matches!(status, SkillStatus::Success(_))
-            && let Some(who) = call.text("entity").filter(|w| !w.is_empty())
-        {
-            self.photographed.insert(who.to_string());
-        }
-    }
-}
-
-impl<B: Backend> Robot for Acting<'_, B> {
-    fn start(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
-        let s = self.backend.start(call, memory);
-        self.note(call, &s);
-        s
-    }
-    fn poll(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
-        let s = self.backend.poll(call, memory);
-        self.note(call, &s);
-        s
-    }
-    fn halt(&mut self, call: &SkillCall<'_>) {
-        self.backend.halt(call);
-    }
-    fn check(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
-        if call.skill == "photographed" {
-            let name = call.text("entity").unwrap_or_default();
-            return if self.photographed.contains(name) {
-                SkillStatus::Success(format!("{name} photographed"))
-            } else {
-                SkillStatus::Failure(format!("{name} not photographed yet"))
-            };
-        }
-        self.backend.check(call, memory)
     }
 }
 

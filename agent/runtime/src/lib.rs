@@ -21,9 +21,11 @@
 mod agent;
 mod records;
 pub mod skills;
+mod spec;
 pub mod summary;
 
-pub use agent::{Agent, Finished, IDLE_EVENTS_MAX, RosChannel, RunEnd, RunSpec, Stop};
+pub use agent::{Agent, IDLE_EVENTS_MAX};
+pub use spec::{Finished, RosChannel, RunEnd, RunSpec, Stop};
 pub use summary::{CriterionResult, Outcome, PerceptionReport, Photo, RunSummary};
 
 use arbor_behaviors::{BuildError, Robot, TreeError};

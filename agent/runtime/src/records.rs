@@ -5,10 +5,12 @@ use arbor_behaviors::metrics::Metrics;
 use arbor_behaviors::record::{JsonlSink, RecordOut, Recorder, TickRecord, TickSink};
 use arbor_behaviors::recording::RecordingWriter;
 use arbor_behaviors::robot::SkillStatus;
-use arbor_behaviors::{CallId, NodeIdx, NodeStatus, Params};
+use arbor_behaviors::{CallId, NodeIdx, NodeStatus, Params, Robot, SkillCall};
+use arbor_memory::WorkingMemory;
 use arbor_memory::{Event, EventKind};
 use arbor_perception::SimTime;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::BufWriter;
 use std::sync::Arc;
@@ -114,5 +116,50 @@ impl TickSink for RunSink {
             m.errors.with_label_values(&["node_runtime"]).inc();
         }
         self.rec.error(tick, t, node, message);
+    }
+}
+
+/// The robot as the tree sees it through the runtime: the backend's skills, with `photographed`
+/// answered from the photos this robot took.
+pub(crate) struct Acting<'a, B: crate::Backend> {
+    pub backend: &'a mut B,
+    pub photographed: &'a mut BTreeSet<String>,
+}
+
+impl<B: crate::Backend> Acting<'_, B> {
+    fn note(&mut self, call: &SkillCall<'_>, status: &SkillStatus) {
+        if call.skill == "capture_photo"
+            && matches!(status, SkillStatus::Success(_))
+            && let Some(who) = call.text("entity").filter(|w| !w.is_empty())
+        {
+            self.photographed.insert(who.to_string());
+        }
+    }
+}
+
+impl<B: crate::Backend> Robot for Acting<'_, B> {
+    fn start(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
+        let s = self.backend.start(call, memory);
+        self.note(call, &s);
+        s
+    }
+    fn poll(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
+        let s = self.backend.poll(call, memory);
+        self.note(call, &s);
+        s
+    }
+    fn halt(&mut self, call: &SkillCall<'_>) {
+        self.backend.halt(call);
+    }
+    fn check(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
+        if call.skill == "photographed" {
+            let name = call.text("entity").unwrap_or_default();
+            return if self.photographed.contains(name) {
+                SkillStatus::Success(format!("{name} photographed"))
+            } else {
+                SkillStatus::Failure(format!("{name} not photographed yet"))
+            };
+        }
+        self.backend.check(call, memory)
     }
 }

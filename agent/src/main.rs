@@ -348,7 +348,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run { print_params: true, .. } => {
-            print!("{}", ros_config::params_file_text("arbor"));
+            print!("{}", ros_config::params_file_text());
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { print_topics: true, .. } => {
@@ -472,7 +472,8 @@ fn run_node(
     _plan: plan::PlanArgs,
 ) -> Result<ExitCode> {
     let argv: Vec<String> = std::env::args().collect();
-    ros_config::check_ros_args(&ros_config::ros_args(&argv), "arbor")?;
+    let ros = ros_config::ros_args(&argv);
+    ros_config::check_ros_args(&ros, &ros_config::fq_name(&ros, "arbor"))?;
     if let Some(c) = &config {
         ros_config::NodeConfig::load(c)?;
     }

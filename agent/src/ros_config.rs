@@ -275,8 +275,10 @@ pub const ROS_PARAMS: &[RosParam] = &[
 ];
 
 /// The parameter table as a ROS 2 params file with every default (`arbor run --print-params`).
-pub fn params_file_text(node_name: &str) -> String {
-    let mut out = format!("# arbor's ROS parameters, with their defaults.\n{node_name}:\n  ros__parameters:\n");
+/// The section is `/**`: every node the file is given to, in any namespace, under every client
+/// library (a bare `arbor:` reaches `/robot1/arbor` under r2r but not under rclcpp's resolution).
+pub fn params_file_text() -> String {
+    let mut out = "# arbor's ROS parameters, with their defaults.\n/**:\n  ros__parameters:\n".to_string();
     for p in ROS_PARAMS {
         let value = match p.kind {
             ParamKind::Text => format!("\"{}\"", p.default),
@@ -334,9 +336,10 @@ pub fn ros_args(args: &[String]) -> Vec<String> {
 
 /// Checks what rcl would otherwise turn into a failed init (a panic inside r2r): every
 /// `--params-file` must read and parse as a ROS parameter file, and parameters meant for this
-/// node (under its name, `/**` or `**`) must be ones it has, with the right types; `-p
+/// node (a section that applies to its fully qualified name as r2r applies it: `/**`, `**`,
+/// `/ns/arbor`, `arbor`; see [`section_applies`]) must be ones it has, with the right types; `-p
 /// name:=value` overrides likewise. Errors name the file, line, node and parameter.
-pub fn check_ros_args(args: &[String], node_name: &str) -> Result<()> {
+pub fn check_ros_args(args: &[String], node_fqn: &str) -> Result<()> {
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
@@ -345,7 +348,7 @@ pub fn check_ros_args(args: &[String], node_name: &str) -> Result<()> {
         };
         match a {
             "--params-file" => {
-                check_params_file(Path::new(value(i)?), node_name)?;
+                check_params_file(Path::new(value(i)?), node_fqn)?;
                 i += 2;
             }
             "-p" | "--param" => {
@@ -358,7 +361,7 @@ pub fn check_ros_args(args: &[String], node_name: &str) -> Result<()> {
                     Some((n, p)) => (Some(n), p),
                     None => (None, name),
                 };
-                if target.is_none_or(|t| node_matches(t, node_name)) {
+                if target.is_none_or(|t| param_target_applies(t, node_fqn)) {
                     let parsed: serde_yaml::Value = serde_yaml::from_str(val)
                         .map_err(|e| anyhow::anyhow!("--ros-args -p {v}: value is not valid YAML: {e}"))?;
                     check_one(name, &parsed).map_err(|e| anyhow::anyhow!("--ros-args -p {v}: {e}"))?;
@@ -375,9 +378,39 @@ pub fn check_ros_args(args: &[String], node_name: &str) -> Result<()> {
     Ok(())
 }
 
-fn node_matches(key: &str, node_name: &str) -> bool {
-    let key = key.trim_start_matches('/');
-    key == "**" || key == "*" || key == node_name || key.rsplit('/').next() == Some(node_name) && !key.is_empty()
+/// Whether a params file's node key applies to the node `fqn` (`/robot1/arbor`), by the rules
+/// of the node's client library, r2r 0.9.7 (`Node::load_params`, after rclcpp): `/**` and `**`
+/// apply to every node, the fully qualified name to that node, and the bare node name (`arbor`)
+/// to the node of that name in any namespace. Nothing else: `/arbor` does not reach
+/// `/robot1/arbor`, and `/**/arbor` or `/*/arbor` reach no node (r2r has no other wildcards).
+/// Measured under r2r and rcl (Jazzy) with `-r __ns:=/robot1`; tests/ros2 keeps it measured.
+pub fn section_applies(key: &str, fqn: &str) -> bool {
+    let name = fqn.rsplit('/').next().unwrap_or(fqn);
+    key == "/**" || key == "**" || key == fqn || (!key.is_empty() && key == name)
+}
+
+/// `-p node:name:=value` addresses nodes by name (any namespace) or by a wildcard.
+fn param_target_applies(target: &str, fqn: &str) -> bool {
+    let target = target.trim_start_matches('/');
+    target == "**" || target == "*" || fqn.rsplit('/').next() == Some(target) || section_applies(target, fqn)
+}
+
+/// The node's fully qualified name after rcl's remaps `-r __ns:=/ns` and `-r __node:=name`.
+pub fn fq_name(ros: &[String], default_node: &str) -> String {
+    let remap = |what: &str| {
+        ros.windows(2)
+            .filter(|w| w[0] == "-r" || w[0] == "--remap")
+            .filter_map(|w| {
+                let r = w[1].as_str();
+                r.strip_prefix(&format!("{what}:=")).or_else(|| r.split_once(&format!(":{what}:=")).map(|(_, n)| n))
+            })
+            .next_back()
+            .map(str::to_string)
+    };
+    let node = remap("__node").unwrap_or_else(|| default_node.to_string());
+    let ns = remap("__ns").unwrap_or_default();
+    let ns = ns.trim_matches('/');
+    if ns.is_empty() { format!("/{node}") } else { format!("/{ns}/{node}") }
 }
 
 fn check_one(name: &str, v: &serde_yaml::Value) -> std::result::Result<(), String> {
@@ -411,7 +444,7 @@ fn yaml_brief(v: &serde_yaml::Value) -> String {
 }
 
 /// Checks one ROS 2 parameter file (`node: {ros__parameters: {...}}`).
-pub fn check_params_file(path: &Path, node_name: &str) -> Result<()> {
+pub fn check_params_file(path: &Path, node_fqn: &str) -> Result<()> {
     let file = path.display();
     let text = std::fs::read_to_string(path).with_context(|| format!("--params-file {file}: cannot read it"))?;
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
@@ -437,7 +470,7 @@ pub fn check_params_file(path: &Path, node_name: &str) -> Result<()> {
         let Some(params) = params.as_mapping() else {
             bail!("--params-file {file}: node '{node}': ros__parameters must be a mapping");
         };
-        let mine = node_matches(node, node_name);
+        let mine = section_applies(node, node_fqn);
         let mut flat = Vec::new();
         flatten("", params, &mut flat).map_err(|e| anyhow::anyhow!("--params-file {file}: node '{node}': {e}"))?;
         if mine {
@@ -517,16 +550,16 @@ mod tests {
             "good.yaml",
             "arbor:\n  ros__parameters:\n    tick_hz: 5.0\n    goal_topic: mission\n/**:\n  ros__parameters:\n    use_sim_time: false\n",
         );
-        check_params_file(&good, "arbor").unwrap();
+        check_params_file(&good, "/arbor").unwrap();
         // A wildcard section applies to arbor too: its names are checked.
         let wild = write(dir.path(), "wild.yaml", "/**:\n  ros__parameters:\n    use_sim_time: 1.5\n");
-        let e = check_params_file(&wild, "arbor").unwrap_err().to_string();
+        let e = check_params_file(&wild, "/arbor").unwrap_err().to_string();
         assert!(e.contains("use_sim_time") && e.contains("true or false"), "{e}");
         let good = write(dir.path(), "good2.yaml", "arbor:\n  ros__parameters:\n    tick_hz: 5\n    qos_depth: 5\n");
-        check_params_file(&good, "arbor").unwrap();
+        check_params_file(&good, "/arbor").unwrap();
         // Sections for other nodes are not ours to judge.
         let other = write(dir.path(), "other.yaml", "camera_driver:\n  ros__parameters:\n    fps: 30\n");
-        check_params_file(&other, "arbor").unwrap();
+        check_params_file(&other, "/arbor").unwrap();
 
         let cases = [
             ("bad_yaml.yaml", "arbor:\n  ros__parameters:\n    tick_hz: [1, 2\n", "bad_yaml.yaml:"),
@@ -538,21 +571,58 @@ mod tests {
         ];
         for (name, text, want) in cases {
             let p = write(dir.path(), name, text);
-            let e = check_params_file(&p, "arbor").unwrap_err().to_string();
+            let e = check_params_file(&p, "/arbor").unwrap_err().to_string();
             assert!(e.contains(want) && e.contains(name), "{name}: {e}");
         }
-        let e = check_params_file(&dir.path().join("missing.yaml"), "arbor").unwrap_err().to_string();
+        let e = check_params_file(&dir.path().join("missing.yaml"), "/arbor").unwrap_err().to_string();
         assert!(e.contains("missing.yaml") && e.contains("cannot read"), "{e}");
     }
 
     #[test]
     fn the_printed_parameter_table_is_a_valid_params_file() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "all.yaml", &params_file_text("arbor"));
-        check_params_file(&p, "arbor").unwrap();
-        let doc: serde_yaml::Value = serde_yaml::from_str(&params_file_text("arbor")).unwrap();
-        assert_eq!(doc["arbor"]["ros__parameters"]["goal_topic"], "arbor/goal");
-        assert_eq!(doc["arbor"]["ros__parameters"]["tick_hz"].as_f64(), Some(10.0));
+        let p = write(dir.path(), "all.yaml", &params_file_text());
+        check_params_file(&p, "/arbor").unwrap();
+        check_params_file(&p, "/robot1/arbor").unwrap();
+        let doc: serde_yaml::Value = serde_yaml::from_str(&params_file_text()).unwrap();
+        assert_eq!(doc["/**"]["ros__parameters"]["goal_topic"], "arbor/goal");
+        assert_eq!(doc["/**"]["ros__parameters"]["tick_hz"].as_f64(), Some(10.0));
+    }
+
+    /// r2r's rules for a params file's node keys, as measured under r2r + rcl (tests/ros2).
+    #[test]
+    fn sections_apply_as_r2r_applies_them() {
+        for (key, fqn, applies) in [
+            ("arbor", "/arbor", true),
+            ("arbor", "/robot1/arbor", true),
+            ("/arbor", "/robot1/arbor", false),
+            ("/arbor", "/arbor", true),
+            ("/robot1/arbor", "/robot1/arbor", true),
+            ("/robot2/arbor", "/robot1/arbor", false),
+            ("/**", "/robot1/arbor", true),
+            ("**", "/a/b/arbor", true),
+            ("/**/arbor", "/robot1/arbor", false),
+            ("/*/arbor", "/robot1/arbor", false),
+            ("/*", "/arbor", false),
+            ("camera_driver", "/arbor", false),
+            ("", "/arbor", false),
+        ] {
+            assert_eq!(section_applies(key, fqn), applies, "{key} for {fqn}");
+        }
+        // In a namespace: a bare section is the node's, a root-namespace one is not.
+        let dir = tempfile::tempdir().unwrap();
+        let bare = write(dir.path(), "bare.yaml", "arbor:\n  ros__parameters:\n    tick_hz: -1.0\n");
+        assert!(check_params_file(&bare, "/robot1/arbor").is_err());
+        let root = write(dir.path(), "root.yaml", "/arbor:\n  ros__parameters:\n    tick_hz: -1.0\n");
+        check_params_file(&root, "/robot1/arbor").unwrap();
+        assert!(check_params_file(&root, "/arbor").is_err());
+        let wild = write(dir.path(), "wild.yaml", "/**:\n  ros__parameters:\n    tick_hz: -1.0\n");
+        assert!(check_params_file(&wild, "/robot1/arbor").is_err());
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(fq_name(&v(&[]), "arbor"), "/arbor");
+        assert_eq!(fq_name(&v(&["-r", "__ns:=/robot1"]), "arbor"), "/robot1/arbor");
+        assert_eq!(fq_name(&v(&["-r", "__ns:=/robot1", "-r", "__node:=cam_arbor"]), "arbor"), "/robot1/cam_arbor");
+        assert_eq!(fq_name(&v(&["-r", "arbor:__node:=x"]), "arbor"), "/x");
     }
 
     #[test]
@@ -571,12 +641,12 @@ mod tests {
                 .map(|s| s.to_string())
                 .collect();
         assert_eq!(ros_args(&args), vec!["-r", "a:=b", "-p", "tick_hz:=20"]);
-        check_ros_args(&ros_args(&args), "arbor").unwrap();
+        check_ros_args(&ros_args(&args), "/arbor").unwrap();
         let bad = vec!["-p".to_string(), "tick_hz:=zero".to_string()];
-        assert!(check_ros_args(&bad, "arbor").unwrap_err().to_string().contains("tick_hz"));
+        assert!(check_ros_args(&bad, "/arbor").unwrap_err().to_string().contains("tick_hz"));
         let other = vec!["-p".to_string(), "driver:fps:=30".to_string()];
-        check_ros_args(&other, "arbor").unwrap();
+        check_ros_args(&other, "/arbor").unwrap();
         let dangling = vec!["--params-file".to_string()];
-        assert!(check_ros_args(&dangling, "arbor").unwrap_err().to_string().contains("needs a value"));
+        assert!(check_ros_args(&dangling, "/arbor").unwrap_err().to_string().contains("needs a value"));
     }
 }

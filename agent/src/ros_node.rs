@@ -153,7 +153,7 @@ fn read_goal(text: &str, source: &str) -> Result<GoalText> {
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let ros = ros_args(&args.argv);
     let name = node_name(&ros);
-    check_ros_args(&ros, &name)?;
+    check_ros_args(&ros, &crate::ros_config::fq_name(&ros, "arbor"))?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

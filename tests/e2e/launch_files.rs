@@ -24,7 +24,7 @@ fn node_params() -> BTreeMap<String, serde_yaml::Value> {
     let o = arbor(&["run", "--print-params"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_yaml::Value = serde_yaml::from_str(&stdout(&o)).unwrap();
-    doc["arbor"]["ros__parameters"]
+    doc["/**"]["ros__parameters"]
         .as_mapping()
         .unwrap()
         .iter()

@@ -583,3 +583,45 @@ fn use_sim_time_makes_timeouts_and_records_follow_the_ros_clock() {
     let events = std::fs::read_to_string(runs[0].join("events.jsonl")).unwrap();
     assert!(events.contains("did not reach far within 30 s"), "{events}");
 }
+
+/// A params file in a namespace, as the node's client library (r2r) applies it, and arbor's own
+/// check agrees: a bare `arbor:` section reaches `/robot1/arbor` (its status topic is used; its
+/// out-of-range tick_hz is named before rcl sees it), `/arbor:` does not (its bad value is
+/// neither applied nor judged: the node runs), `/**:` does.
+#[test]
+fn params_file_sections_apply_as_r2r_applies_them_in_a_namespace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("node.yaml"), NODE_YAML_BLIND).unwrap();
+    let files = [
+        ("bare_topic.yaml", "arbor:\n  ros__parameters:\n    status_topic: ns_status\n"),
+        ("bare_bad.yaml", "arbor:\n  ros__parameters:\n    tick_hz: -1.0\n"),
+        ("root_bad.yaml", "/arbor:\n  ros__parameters:\n    tick_hz: -1.0\n"),
+        ("wild_bad.yaml", "/**:\n  ros__parameters:\n    tick_hz: -1.0\n"),
+    ];
+    for (f, text) in files {
+        std::fs::write(dir.join(f), text).unwrap();
+    }
+    let d = domain(0);
+    let start = |file: &str| {
+        arbor_node(dir, &d, &["--config", "node.yaml", "--ros-args", "-r", "__ns:=/robot1", "--params-file", file])
+    };
+    // Runs until stopped: (exit, stdout, stderr) after SIGINT, or the exit it came to itself.
+    let outcome = |mut node: Proc| {
+        let until = Instant::now() + Duration::from_secs(4);
+        while node.0.as_mut().unwrap().try_wait().unwrap().is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        node.interrupt(Duration::from_secs(15))
+    };
+    let (code, out, err) = outcome(start("bare_topic.yaml"));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("node /robot1/arbor up") && out.contains("status on 'ns_status'"), "{out}\n{err}");
+    let (code, out, err) = outcome(start("root_bad.yaml"));
+    assert_eq!(code, Some(0), "`/arbor:` is not /robot1/arbor's: {out}\n{err}");
+    for file in ["bare_bad.yaml", "wild_bad.yaml"] {
+        let (code, out, err) = outcome(start(file));
+        assert_eq!(code, Some(2), "{file}: {out}\n{err}");
+        assert!(err.contains(file) && err.contains("tick_hz"), "{err}");
+    }
+}

@@ -527,7 +527,9 @@ fn sim(
         None => {
             let goal = goal.unwrap_or_else(|| scenario.goal.clone());
             let started = Instant::now();
-            let planned = plan::plan(&goal, &scenario, seed, plan_args);
+            let mut plan_args = plan_args.clone();
+            plan_args.metrics = metrics.clone();
+            let planned = plan::plan(&goal, &scenario, seed, &plan_args);
             plan_wall = Some(started.elapsed());
             if let Some(m) = &metrics {
                 plan::observe(m, &planned, started.elapsed());

@@ -49,6 +49,10 @@ pub struct PlanArgs {
     /// Plan without the worked examples a fine-tuned model's card asks for (an ablation).
     #[arg(long)]
     pub no_examples: bool,
+    /// Live metrics: memory retrieval and example retrieval for a plan are timed into the
+    /// `retrieval` stage (set by the binary where it serves /metrics).
+    #[arg(skip)]
+    pub metrics: Option<std::sync::Arc<arbor_behaviors::metrics::Metrics>>,
 }
 
 /// Replaces the names of people and places in `text` by "someone" and "place" (whole
@@ -417,6 +421,7 @@ pub fn plan_in(
     let card = model_card(&path)?;
     let style = args.prompt_style.unwrap_or(card.prompt_style);
     let planner = loaded::planner(&path, args.threads, args.attempts.max(1), style)?;
+    let retrieval = std::time::Instant::now();
     if let Some(db) = &args.memory {
         context.remembered = remembered(db, goal, args.memory_tokens)?;
     }
@@ -428,6 +433,11 @@ pub fn plan_in(
     };
     if let Some((file, n)) = bank {
         context.examples = retrieve_examples(&file, goal, &context.people, &context.places, n)?;
+    }
+    if let Some(m) = &args.metrics
+        && (args.memory.is_some() || !context.examples.is_empty())
+    {
+        m.observe(arbor_behaviors::metrics::Stage::Retrieval, retrieval.elapsed());
     }
     let request = PlanRequest {
         goal: goal.to_string(),

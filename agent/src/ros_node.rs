@@ -430,7 +430,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                     publish_status(&serde_json::json!({"state": "planning", "goal": goal}));
                     let (tx, rx) = sync_channel(1);
                     let context = plan_context(&cfg, &agent.memory);
-                    let plan_args = args.plan.clone();
+                    let mut plan_args = args.plan.clone();
+                    plan_args.metrics = metrics.clone();
                     let g = goal.clone();
                     let m = metrics.clone();
                     std::thread::spawn(move || {

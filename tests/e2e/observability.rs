@@ -36,6 +36,121 @@ fn families(metrics: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// `arbor sim <args> --metrics-addr 127.0.0.1:0 --linger 30`, scraped while the run goes (a
+/// gauge such as the entities in view moves during a run, not necessarily at its end) and once
+/// it is over: the families that moved in any scrape, and the last scrape.
+#[cfg(feature = "llm")]
+fn scrape_along(args: &[&str]) -> (BTreeSet<String>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arbor"))
+        .arg("sim")
+        .args(args)
+        .args(["--metrics-addr", "127.0.0.1:0", "--linger", "30"])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr =
+        line.trim().strip_prefix("metrics   http://").and_then(|s| s.strip_suffix("/metrics")).unwrap().to_string();
+    // The run is over when it prints its run directory (then it lingers, serving).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while out.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if line.starts_with("run dir") {
+                let _ = tx.send(());
+                break;
+            }
+            line.clear();
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut seen = BTreeSet::new();
+    let last = loop {
+        let over = rx.recv_timeout(Duration::from_millis(250)).is_ok();
+        let m = scrape(&addr);
+        seen.extend(moved(&m));
+        if over {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "the run did not end");
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    (seen, last)
+}
+
+/// The families of a scrape with a sample above zero (a counter, a gauge, a histogram's count).
+#[cfg(feature = "llm")]
+fn moved(m: &str) -> BTreeSet<String> {
+    families(m)
+        .into_iter()
+        .filter(|family| {
+            m.lines().filter(|l| !l.starts_with('#')).any(|l| {
+                let name = l.split(['{', ' ']).next().unwrap_or("");
+                let ours = name == family || name.strip_prefix(family.as_str()).is_some_and(|r| r == "_count");
+                ours && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0)
+            })
+        })
+        .collect()
+}
+
+/// Every registered metric moves: a camera run (the hand tree) plus a planned run with memory
+/// retrieval, each scraped at its end. Four move only where their event happens, and are
+/// asserted elsewhere or not at all: `plan_cache_hits_total` and
+/// `duplicate_requests_avoided_total` (a second plan in one process: `plan.rs`'s test asserts
+/// the cache hit), `frames_dropped_total` and `errors_total` (a frame lost, a node's runtime
+/// error: none in a good run).
+#[cfg(feature = "llm")]
+#[test]
+fn a_camera_run_plus_a_planned_run_move_every_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let camera = dir.path().join("camera");
+    let (cam_moved, cam) = scrape_along(&[
+        "--scenario",
+        SCENARIO,
+        "--tree",
+        TREE,
+        "--perception",
+        "camera",
+        "--out",
+        camera.to_str().unwrap(),
+    ]);
+    let db = camera.join("memory.sqlite");
+    let planned_dir = dir.path().join("planned");
+    let (planned_moved, planned) = scrape_along(&[
+        "--scenario",
+        SCENARIO,
+        "--goal",
+        "take a photo of alice",
+        "--memory",
+        db.to_str().unwrap(),
+        "--out",
+        planned_dir.to_str().unwrap(),
+    ]);
+    let all: BTreeSet<String> = cam_moved.union(&planned_moved).cloned().collect();
+    let elsewhere = [
+        "arbor_plan_cache_hits_total",
+        "arbor_duplicate_requests_avoided_total",
+        "arbor_frames_dropped_total",
+        "arbor_errors_total",
+    ];
+    let still: Vec<String> =
+        families(&cam).into_iter().filter(|f| !all.contains(f) && !elsewhere.contains(&f.as_str())).collect();
+    assert!(still.is_empty(), "registered and never moved: {still:?}\n{cam}\n{planned}");
+    for stage in ["perceive", "detection", "tracking", "memory_update", "memory_write", "tree_tick", "record"] {
+        let n = value(&cam, &format!("arbor_stage_latency_seconds_count{{stage=\"{stage}\"}}"));
+        assert!(n > 0.0, "stage {stage} never timed in the camera run:\n{cam}");
+    }
+    for stage in ["retrieval", "plan"] {
+        let n = value(&planned, &format!("arbor_stage_latency_seconds_count{{stage=\"{stage}\"}}"));
+        assert!(n > 0.0, "stage {stage} never timed in the planned run:\n{planned}");
+    }
+}
+
 #[test]
 fn metrics_change_while_a_run_goes_and_the_dashboard_queries_exist() {
     let dir = tempfile::tempdir().unwrap();

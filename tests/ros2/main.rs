@@ -154,10 +154,22 @@ fn node_runs_a_goal_against_rclpy_with_remapping_and_params_file() {
     .unwrap();
     let (raw, size) = photo(dir);
     let d = domain(1);
+    let metrics_port = mosquitto::free_port();
+    let addr = format!("metrics_addr:=127.0.0.1:{metrics_port}");
     let mut node = arbor_node(
         dir,
         &d,
-        &["--config", "node.yaml", "--ros-args", "-r", "arbor/goal:=/mission/goal", "--params-file", "params.yaml"],
+        &[
+            "--config",
+            "node.yaml",
+            "--ros-args",
+            "-r",
+            "arbor/goal:=/mission/goal",
+            "--params-file",
+            "params.yaml",
+            "-p",
+            &addr,
+        ],
     );
     let report = peer(
         dir,
@@ -176,6 +188,20 @@ fn node_runs_a_goal_against_rclpy_with_remapping_and_params_file() {
         ],
         60,
     );
+    // The robot's camera path moved its metrics: frames decoded, detected, tracked, observed.
+    let m = scrape(metrics_port);
+    for name in [
+        "arbor_stage_latency_seconds_count{stage=\"frame_decode\"}",
+        "arbor_stage_latency_seconds_count{stage=\"detection\"}",
+        "arbor_stage_latency_seconds_count{stage=\"tracking\"}",
+        "arbor_stage_latency_seconds_count{stage=\"perceive\"}",
+        "arbor_observations_total",
+    ] {
+        assert!(m.get(name).copied().unwrap_or(0.0) > 0.0, "{name}:\n{m:#?}");
+    }
+    let say =
+        m.iter().any(|(k, v)| k.starts_with("arbor_skill_duration_seconds_count") && k.contains("say") && *v > 0.0);
+    assert!(say, "skill durations (robot time):\n{m:#?}");
     let (code, out, err) = node.interrupt(Duration::from_secs(15));
     assert_eq!(code, Some(0), "arbor run exits 0 on SIGINT\n{out}\n{err}");
     assert!(!err.contains("panicked"), "{err}");

@@ -56,7 +56,7 @@ fn scrape_along(args: &[&str]) -> (BTreeSet<String>, String) {
     let addr =
         line.trim().strip_prefix("metrics   http://").and_then(|s| s.strip_suffix("/metrics")).unwrap().to_string();
     // The run is over when it prints its run directory (then it lingers, serving).
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
     std::thread::spawn(move || {
         let mut line = String::new();
         while out.read_line(&mut line).is_ok_and(|n| n > 0) {

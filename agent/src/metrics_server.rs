@@ -1,16 +1,21 @@
 //! A minimal HTTP endpoint for Prometheus: `GET /metrics` answers the text exposition format.
-//! One thread, one connection at a time (scrapes are small and rare), bounded read timeouts.
+//! Async, on a tokio runtime of its own (one thread, current-thread scheduler): connections are
+//! served concurrently, each bounded in time (a slow or stuck client cannot hold the others
+//! up), and the tick loop never waits for a scrape.
 
 use anyhow::{Context, Result};
 use arbor_behaviors::metrics::Metrics;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-/// The running endpoint; dropping it stops the thread.
+/// How long one connection may take, from accept to the last byte written.
+const PER_CONNECTION: Duration = Duration::from_secs(2);
+
+/// The running endpoint; dropping it stops the runtime and its thread.
 pub struct MetricsServer {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -20,20 +25,34 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Binds `addr` (port 0 picks a free port; see [`MetricsServer::addr`]) and serves.
     pub fn start(addr: &str, metrics: Arc<Metrics>) -> Result<Self> {
-        let listener = TcpListener::bind(addr).with_context(|| format!("--metrics-addr {addr}: cannot listen"))?;
+        let listener =
+            std::net::TcpListener::bind(addr).with_context(|| format!("--metrics-addr {addr}: cannot listen"))?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .context("starting the metrics endpoint's tokio runtime")?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::Builder::new().name("metrics-http".into()).spawn(move || {
-            for conn in listener.incoming() {
-                if flag.load(Ordering::Relaxed) {
-                    break;
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+                while !flag.load(Ordering::Relaxed) {
+                    // Wake up now and then to see whether the server is being dropped.
+                    let Ok(accepted) = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await else {
+                        continue;
+                    };
+                    if let Ok((stream, _)) = accepted {
+                        let m = metrics.clone();
+                        // A broken or slow client must not stop the endpoint.
+                        tokio::spawn(async move {
+                            let _ = tokio::time::timeout(PER_CONNECTION, answer(stream, &m)).await;
+                        });
+                    }
                 }
-                if let Ok(stream) = conn {
-                    // A broken client must not stop the endpoint.
-                    let _ = answer(stream, &metrics);
-                }
-            }
+            });
         })?;
         Ok(Self { addr, stop, handle: Some(handle) })
     }
@@ -42,23 +61,20 @@ impl MetricsServer {
 impl Drop for MetricsServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        // Wake the accept loop.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
     }
 }
 
-fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+async fn answer(stream: tokio::net::TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
     let mut request = String::new();
-    reader.read_line(&mut request)?;
+    reader.read_line(&mut request).await?;
     // Drain the headers.
     let mut line = String::new();
-    while reader.read_line(&mut line)? > 2 {
+    while reader.read_line(&mut line).await? > 2 {
         line.clear();
     }
     let path = request.split_whitespace().nth(1).unwrap_or("");
@@ -67,10 +83,38 @@ fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
         (Some("GET"), "/") => ("200 OK", "text/plain; charset=utf-8", "arbor: metrics at /metrics\n".to_string()),
         _ => ("404 Not Found", "text/plain; charset=utf-8", "not found\n".to_string()),
     };
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    )?;
-    stream.flush()
+    );
+    write.write_all(head.as_bytes()).await?;
+    write.write_all(body.as_bytes()).await?;
+    write.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A client that connects and says nothing does not hold up a scrape behind it.
+    #[test]
+    fn a_silent_client_does_not_block_a_scrape() {
+        let m = Arc::new(Metrics::new().unwrap());
+        m.ticks.inc_by(7);
+        let server = MetricsServer::start("127.0.0.1:0", m).unwrap();
+        let _silent = std::net::TcpStream::connect(server.addr).unwrap();
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK") && text.contains("arbor_ticks_total 7"), "{text}");
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"GET /nope HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        assert!(text.starts_with("HTTP/1.1 404"), "{text}");
+    }
 }

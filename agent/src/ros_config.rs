@@ -392,7 +392,7 @@ pub fn section_applies(key: &str, fqn: &str) -> bool {
 /// `-p node:name:=value` addresses nodes by name (any namespace) or by a wildcard.
 fn param_target_applies(target: &str, fqn: &str) -> bool {
     let target = target.trim_start_matches('/');
-    target == "**" || target == "*" || fqn.rsplit('/').next() == Some(target) || section_applies(target, fqn)
+    target == "*" || section_applies(target, fqn)
 }
 
 /// The node's fully qualified name after rcl's remaps `-r __ns:=/ns` and `-r __node:=name`.

@@ -85,16 +85,6 @@ impl Params<'_> {
     }
 }
 
-/// The node's name after `-r __node:=name`.
-fn node_name(ros: &[String]) -> String {
-    ros.windows(2)
-        .filter(|w| w[0] == "-r" || w[0] == "--remap")
-        .filter_map(|w| w[1].strip_prefix("__node:=").or_else(|| w[1].split_once(":__node:=").map(|(_, n)| n)))
-        .next_back()
-        .unwrap_or("arbor")
-        .to_string()
-}
-
 /// rcl's init, which r2r turns into a panic when it fails (a params file rcl cannot parse):
 /// caught here and reported as an error.
 fn create_context() -> Result<r2r::Context> {
@@ -152,8 +142,8 @@ fn read_goal(text: &str, source: &str) -> Result<GoalText> {
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let ros = ros_args(&args.argv);
-    let name = node_name(&ros);
-    check_ros_args(&ros, &crate::ros_config::fq_name(&ros, "arbor"))?;
+    let expected_name = crate::ros_config::fq_name(&ros, "arbor");
+    check_ros_args(&ros, &expected_name)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -167,7 +157,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if sim_time {
         node.get_time_source().enable_sim_time(&mut node).map_err(|e| anyhow!("use_sim_time: {e}"))?;
     }
-    let fq_name = node.fully_qualified_name().unwrap_or_else(|_| format!("/{name}"));
+    let fq_name = node.fully_qualified_name().unwrap_or(expected_name);
 
     let params = Params(&node);
     let config_path = match (&args.config, params.text("config")) {
@@ -296,6 +286,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let mut agent = Agent::new(arbor_runtime::skills::registry(), &cfg.memory, metrics.clone());
     // A robot's tree ticks cost little next to the meter: time one tick in 16.
     agent.sample_ticks_every(16);
+    // The status message of each tick lists its skill events.
+    agent.keep_last_tick(true);
     let mut fleet_stats = FleetStats::default();
     let scenario = format!("ros2:{fq_name}");
     let pipeline_cfg: Option<PipelineConfig> = if cfg.perception.enabled {
@@ -547,9 +539,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             let output = match frame {
                 Ok(f) => pipeline.as_mut().map(|p| {
                     let out = agent.time(Stage::Perceive, || p.process(&f, pose));
-                    let t = p.timings();
-                    agent.record_stage(Stage::Detection, t.detection);
-                    agent.record_stage(Stage::Tracking, t.tracking);
+                    agent.record_pipeline(p.timings());
                     out
                 }),
                 Err(e) => {
@@ -826,8 +816,8 @@ mod tests {
     #[test]
     fn node_name_follows_remapping() {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(node_name(&v(&["-r", "a:=b"])), "arbor");
-        assert_eq!(node_name(&v(&["-r", "__node:=robot1_arbor"])), "robot1_arbor");
+        assert_eq!(crate::ros_config::fq_name(&v(&["-r", "a:=b"]), "arbor"), "/arbor");
+        assert_eq!(crate::ros_config::fq_name(&v(&["-r", "__node:=robot1_arbor"]), "arbor"), "/robot1_arbor");
         assert!((wrap(3.0 * PI) - PI).abs() < 1e-9 || (wrap(3.0 * PI) + PI).abs() < 1e-9);
         assert!((yaw_of(&quat_of(1.2)) - 1.2).abs() < 1e-9);
     }

@@ -133,9 +133,7 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
             None => Perception { observations: Some(world.observe(now)), attention: Vec::new() },
         });
         if let Some(c) = &camera {
-            let t = c.timings();
-            agent.record_stage(Stage::Detection, t.detection);
-            agent.record_stage(Stage::Tracking, t.tracking);
+            agent.record_pipeline(c.timings());
         }
         let describer = camera.as_mut().map(|c| c as &mut dyn arbor_runtime::Describe);
         agent.perceive(now, perception, &world, describer)?;

@@ -56,7 +56,6 @@ struct Run {
     seed: u64,
     tree_name: String,
     tree_author: String,
-    tree_yaml: String,
     answer: String,
     plan: Option<PlanRecord>,
     prompt: plan_prompt::ChatPrompt,
@@ -112,6 +111,7 @@ pub struct Agent {
     timer: Timer,
     /// Ticks timed by the tree-tick meter: 1 = every tick.
     tick_sample_every: u32,
+    keep_last_tick: bool,
 }
 
 fn create(path: &Path) -> Result<BufWriter<File>, RunError> {
@@ -132,6 +132,7 @@ impl Agent {
             timer: Timer { latencies: StageLatencies::new(), metrics: metrics.clone() },
             metrics,
             tick_sample_every: 1,
+            keep_last_tick: false,
         }
     }
 
@@ -148,9 +149,10 @@ impl Agent {
         &self.library
     }
 
-    /// A backend's own stage (frame decode, detection, tracking), timed by it.
-    pub fn record_stage(&mut self, stage: Stage, d: Duration) {
-        self.timer.record(stage, d);
+    /// The detection and tracking times of a camera pipeline's last frame.
+    pub fn record_pipeline(&mut self, t: arbor_perception::pipeline::StageTimings) {
+        self.timer.record(Stage::Detection, t.detection);
+        self.timer.record(Stage::Tracking, t.tracking);
     }
 
     /// The live metrics this agent updates, if any.
@@ -172,9 +174,15 @@ impl Agent {
         self.run.as_ref().map(|r| &r.executor)
     }
 
-    /// The engine records of the last tick.
+    /// Keeps each tick's engine records for [`Agent::last_tick`] (a backend's status message);
+    /// off by default: a copy of every record that nobody reads costs the simulator's hot loop.
+    pub fn keep_last_tick(&mut self, keep: bool) {
+        self.keep_last_tick = keep;
+    }
+
+    /// The engine records of the last tick (empty unless [`Agent::keep_last_tick`]).
     pub fn last_tick(&self) -> &[TickRecord] {
-        self.run.as_ref().map(|r| r.sink.rec.out.last_tick.as_slice()).unwrap_or(&[])
+        self.run.as_ref().and_then(|r| r.sink.rec.out.last_tick.as_deref()).unwrap_or(&[])
     }
 
     /// The run's directory and goal, if a run is in progress.
@@ -248,7 +256,8 @@ impl Agent {
             let entities = EntitiesMsg { tick: 0, t_us: 0, entities: self.memory.entities().cloned().collect() };
             mcap.put(Topic::Entities, 0, &entities);
         }
-        let tee = Tee { jsonl: JsonlSink::new(create(&out.join("ticks.jsonl"))?), mcap, last_tick: Vec::new() };
+        let last_tick = self.keep_last_tick.then(Vec::new);
+        let tee = Tee { jsonl: JsonlSink::new(create(&out.join("ticks.jsonl"))?), mcap, last_tick };
         let prompt = plan_prompt::build(&self.registry, &spec.goal, &spec.plan_context, PLAN_PROMPT_BUDGET);
         let answer = plan_format::render(checked.tree(), checked.library()).unwrap_or_else(|| tree_yaml.clone());
         let mut run = Run {
@@ -258,7 +267,6 @@ impl Agent {
             seed: spec.seed,
             tree_name: checked.tree().name.clone(),
             tree_author: spec.tree_author,
-            tree_yaml,
             answer,
             plan: spec.plan,
             prompt,
@@ -395,7 +403,9 @@ impl Agent {
             self.perceive(now, Perception::default(), backend, None)?;
         }
         let Some(run) = self.run.as_mut() else { return Ok(None) };
-        run.sink.rec.out.last_tick.clear();
+        if let Some(l) = run.sink.rec.out.last_tick.as_mut() {
+            l.clear();
+        }
         let t0 = run.meter.start();
         let mut acting = Acting { backend, photographed: &mut self.photographed };
         run.status = run.executor.tick(now, &mut acting, &self.memory, &mut run.sink);
@@ -422,17 +432,11 @@ impl Agent {
         for ev in evs {
             run.remember(&mut self.memory, ev, Phase::Act)?;
         }
-        let write_time = std::mem::take(&mut run.write_time);
-        self.timer.latencies.entry(Stage::MemoryWrite).or_default().record(write_time.as_secs_f64());
-        let Timer { latencies, metrics } = &mut self.timer;
-        let t0 = Instant::now();
-        run.sink.rec.out.mcap.end_tick();
-        let d = t0.elapsed();
-        latencies.entry(Stage::Record).or_default().record(d.as_secs_f64());
+        self.timer.record(Stage::MemoryWrite, std::mem::take(&mut run.write_time));
+        let mcap = &mut run.sink.rec.out.mcap;
+        self.timer.time(Stage::Record, || mcap.end_tick());
         run.open = false;
-        if let Some(m) = metrics {
-            m.observe(Stage::Record, d);
-            m.observe(Stage::MemoryWrite, write_time);
+        if let Some(m) = &self.metrics {
             m.tracked_entities.set(self.memory.in_view().count() as i64);
             m.working_memory_entities.set(self.memory.len() as i64);
             m.working_memory_events.set(self.memory.recent_events().count() as i64);
@@ -566,7 +570,6 @@ impl Agent {
         serde_json::to_writer(&mut ds, &line).map_err(|e| RunError::Io { path: ds_path.clone(), source: e.into() })?;
         ds.write_all(b"\n").map_err(io_err(&ds_path))?;
         ds.flush().map_err(io_err(&ds_path))?;
-        let _ = run.tree_yaml;
         Ok(Finished { summary, latencies, dir: out })
     }
 }

@@ -15,18 +15,20 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::sync::Arc;
 
-/// Each engine record goes to `ticks.jsonl` and to the recording, and is kept until the next
-/// tick (a backend's status message says what the tick did).
+/// Each engine record goes to `ticks.jsonl` and to the recording, and, when asked for, is kept
+/// until the next tick (a backend's status message says what the tick did).
 pub(crate) struct Tee {
     pub jsonl: JsonlSink<BufWriter<File>>,
     pub mcap: RecordingWriter,
-    pub last_tick: Vec<TickRecord>,
+    pub last_tick: Option<Vec<TickRecord>>,
 }
 
 impl RecordOut for Tee {
     fn put(&mut self, record: TickRecord) {
         self.jsonl.put(record.clone());
-        self.last_tick.push(record.clone());
+        if let Some(l) = self.last_tick.as_mut() {
+            l.push(record.clone());
+        }
         RecordOut::put(&mut self.mcap, record);
     }
 }

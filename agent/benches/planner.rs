@@ -13,8 +13,8 @@
     reason = "benchmark binary: a model that does not load is a broken benchmark"
 )]
 
-use arbor_behaviors::planner::llm::{LlamaGenerator, default_model_path};
-use arbor_behaviors::planner::{Generation, PlanRequest, Planner, Sampling, prompt};
+use arbor_planner::llm::{LlamaGenerator, default_model_path};
+use arbor_planner::{Generation, PlanRequest, Planner, Sampling, prompt};
 use arbor_sim::Scenario;
 use std::path::Path;
 

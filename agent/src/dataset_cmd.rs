@@ -2,7 +2,7 @@
 
 use crate::plan::PlanArgs;
 use anyhow::{Context, Result, bail};
-use arbor_behaviors::dataset::{
+use arbor_records::dataset::{
     self, AlpacaRecord, BuildOptions, BuiltLine, DatasetLine, LineMetadata, OutcomeFilter, RunLine, approx_tokens,
 };
 use arbor_sim::generate::{self, Episode};
@@ -62,7 +62,7 @@ pub enum DatasetCommand {
         /// System message: full (the planner's documented prompt, as recorded) or compact (one
         /// sentence; for fine-tuning a model that plans with the compact prompt).
         #[arg(long, default_value = "full")]
-        prompt_style: arbor_behaviors::planner::prompt::PromptStyle,
+        prompt_style: arbor_planner::prompt::PromptStyle,
         /// Begin every prompt with this many worked examples retrieved from the training lines
         /// (MiniLM, names masked), other wordings of the nearest goals: for training a model
         /// that plans with retrieved examples (`examples` in its card). 0: none.
@@ -93,7 +93,7 @@ pub fn run(cmd: DatasetCommand) -> Result<ExitCode> {
                 outcome,
                 val_percent,
                 redact_names,
-                compact_system: prompt_style == arbor_behaviors::planner::prompt::PromptStyle::Compact,
+                compact_system: prompt_style == arbor_planner::prompt::PromptStyle::Compact,
                 ..BuildOptions::default()
             };
             build_cmd(&runs, &output, &opts, prompt_style, examples)
@@ -129,7 +129,7 @@ fn run_tree(
     tree: arbor_behaviors::Tree,
     author: &str,
     out: PathBuf,
-    plan: Option<(arbor_behaviors::planner::PlanRecord, arbor_behaviors::planner::PlanTiming)>,
+    plan: Option<(arbor_planner::PlanRecord, arbor_planner::PlanTiming)>,
 ) -> Result<bool> {
     let (plan, plan_timing) = match plan {
         Some((record, timing)) => (Some(record), Some(timing)),
@@ -241,7 +241,7 @@ fn generate_cmd(
             }
             let result = generate::episode(&base, seed, i).map_err(anyhow::Error::msg).and_then(|ep| {
                 let negative = {
-                    let mut r = arbor_perception::Rng::seed_from_u64(ep.seed ^ 0x6e65_6761_7469_7665);
+                    let mut r = arbor_core::Rng::seed_from_u64(ep.seed ^ 0x6e65_6761_7469_7665);
                     r.chance(negatives)
                 };
                 let done = run_done(&runs_dir.join(&ep.id)) || run_done(&runs_dir.join(format!("{}-llm", ep.id)));
@@ -415,7 +415,7 @@ fn build_cmd(
     inputs: &[PathBuf],
     output: &Path,
     opts: &BuildOptions,
-    prompt_style: arbor_behaviors::planner::prompt::PromptStyle,
+    prompt_style: arbor_planner::prompt::PromptStyle,
     examples: usize,
 ) -> Result<ExitCode> {
     let mut dirs = Vec::new();
@@ -460,7 +460,7 @@ fn build_cmd(
 /// are nearest in meaning once names are masked, other wordings only (so that training shows
 /// the model what planning shows it for a wording it never saw: the same task said otherwise).
 fn add_examples(built: &mut dataset::Built, n: usize) -> Result<()> {
-    use arbor_behaviors::planner::prompt::examples_block;
+    use arbor_planner::prompt::examples_block;
     let user_and_plan = |l: &dataset::BuiltLine| {
         let content = |role: &str| l.messages.iter().find(|m| m.role == role).map(|m| m.content.clone());
         content("user").zip(content("assistant"))

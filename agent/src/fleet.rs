@@ -149,7 +149,7 @@ impl Episode {
             files["outcome.json"],
             files.get("tree.yaml").map(String::as_str).unwrap_or("")
         );
-        let episode_id = arbor_behaviors::dataset::sha256_hex(&key)[..24].to_string();
+        let episode_id = arbor_records::dataset::sha256_hex(&key)[..24].to_string();
         Ok(Self { episode_id, robot_id: robot_id.to_string(), files })
     }
 }

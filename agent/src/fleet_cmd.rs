@@ -80,7 +80,7 @@ pub fn agent_cmd(a: &AgentArgs<'_>) -> Result<ExitCode> {
         };
         tree.goal = Some(g.goal.clone());
         let n = stats.borrow().runs;
-        let id = arbor_behaviors::dataset::sha256_hex(&format!("{}\n{seed}", g.goal))[..12].to_string();
+        let id = arbor_records::dataset::sha256_hex(&format!("{}\n{seed}", g.goal))[..12].to_string();
         let out = a.out_root.join(format!("goal-{n:06}-{id}"));
         let run_cfg = RunConfig {
             scenario: scenario.clone(),

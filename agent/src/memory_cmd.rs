@@ -1,8 +1,8 @@
 //! `arbor memory stats|query|forget|facts|retain`: a run directory's or a robot's memory.
 
 use anyhow::{Context, Result, bail};
+use arbor_core::SimTime;
 use arbor_memory::{Item, Memory, MiniLm, Query};
-use arbor_perception::SimTime;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

@@ -1,7 +1,7 @@
 //! `arbor perceive <image|dir>`: run the detector on image files and print what it found.
 
 use anyhow::{Context, Result};
-use arbor_perception::SimTime;
+use arbor_core::SimTime;
 use arbor_perception::describe::Describer;
 use arbor_perception::detect::{DetectorConfig, load_config};
 use arbor_perception::frame::{Frame, image_paths};
@@ -108,7 +108,7 @@ impl PerceptionArgs {
         #[cfg(feature = "llm")]
         {
             Ok(Some(DescriberFactory(Arc::new(move || {
-                arbor_behaviors::vlm::MtmdDescriber::load(&model, &mmproj, 2, 48)
+                arbor_planner::vlm::MtmdDescriber::load(&model, &mmproj, 2, 48)
                     .map(|d| Box::new(d) as Box<dyn Describer>)
             }))))
         }

@@ -1,7 +1,7 @@
 //! The planner in the CLI: `arbor plan` and `arbor sim --goal` (feature `llm`).
 
 use anyhow::Result;
-use arbor_behaviors::planner::{PlanOutcome, WorkedExample};
+use arbor_planner::{PlanOutcome, WorkedExample};
 use arbor_sim::Scenario;
 use std::path::PathBuf;
 
@@ -38,7 +38,7 @@ pub struct PlanArgs {
     /// System prompt style: full or compact. Default: what the model's card
     /// (`<model>.arbor.json`, written by the fine-tuning script) says, else full.
     #[arg(long)]
-    pub prompt_style: Option<arbor_behaviors::planner::prompt::PromptStyle>,
+    pub prompt_style: Option<arbor_planner::prompt::PromptStyle>,
     /// A dataset's train.jsonl: the plans of the most similar goals in it (MiniLM embeddings)
     /// are shown to the model as worked examples (retrieval instead of fine-tuning).
     #[arg(long)]
@@ -183,7 +183,7 @@ impl ExampleBank {
         // Any chat-form line will do (a dataset's metadata is not needed).
         #[derive(serde::Deserialize)]
         struct ChatLine {
-            messages: Vec<arbor_behaviors::dataset::Message>,
+            messages: Vec<arbor_records::dataset::Message>,
         }
         let mut lines = Vec::new();
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -270,7 +270,7 @@ pub fn retrieve_examples(
 /// them from, a path relative to the card).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelCard {
-    pub prompt_style: arbor_behaviors::planner::prompt::PromptStyle,
+    pub prompt_style: arbor_planner::prompt::PromptStyle,
     pub examples: Option<(PathBuf, usize)>,
 }
 
@@ -356,9 +356,9 @@ pub fn plan(goal: &str, scenario: &Scenario, seed: u64, args: &PlanArgs) -> Resu
 #[cfg(feature = "llm")]
 pub mod loaded {
     use anyhow::Result;
-    use arbor_behaviors::planner::Planner;
-    use arbor_behaviors::planner::llm::LlamaGenerator;
-    use arbor_behaviors::planner::prompt::PromptStyle;
+    use arbor_planner::Planner;
+    use arbor_planner::llm::LlamaGenerator;
+    use arbor_planner::prompt::PromptStyle;
     use std::collections::HashMap;
     use std::path::{Path, PathBuf};
     use std::sync::{Arc, Mutex, OnceLock};
@@ -410,13 +410,13 @@ pub fn model_load_time() -> std::time::Duration {
 #[cfg(feature = "llm")]
 pub fn plan_in(
     goal: &str,
-    mut context: arbor_behaviors::planner::PlanContext,
+    mut context: arbor_planner::PlanContext,
     check: &(dyn Fn(&arbor_behaviors::Tree) -> Result<(), String> + Sync),
     seed: u64,
     args: &PlanArgs,
 ) -> Result<PlanOutcome> {
-    use arbor_behaviors::planner::llm::default_model_path;
-    use arbor_behaviors::planner::{PlanRequest, Sampling};
+    use arbor_planner::llm::default_model_path;
+    use arbor_planner::{PlanRequest, Sampling};
     let path = args.model.clone().unwrap_or_else(default_model_path);
     let card = model_card(&path)?;
     let style = args.prompt_style.unwrap_or(card.prompt_style);
@@ -465,7 +465,7 @@ pub fn plan(_goal: &str, _scenario: &Scenario, _seed: u64, _args: &PlanArgs) -> 
 #[cfg_attr(not(feature = "ros2"), allow(dead_code, reason = "only the ROS 2 node plans in a context"))]
 pub fn plan_in(
     goal: &str,
-    _context: arbor_behaviors::planner::PlanContext,
+    _context: arbor_planner::PlanContext,
     _check: &(dyn Fn(&arbor_behaviors::Tree) -> Result<(), String> + Sync),
     seed: u64,
     args: &PlanArgs,
@@ -494,7 +494,7 @@ mod tests {
             plan: PlanArgs,
         }
         let args = Cli::parse_from(["test"]).plan;
-        let model = args.model.clone().unwrap_or_else(arbor_behaviors::planner::llm::default_model_path);
+        let model = args.model.clone().unwrap_or_else(arbor_planner::llm::default_model_path);
         if !model.is_file() {
             assert!(std::env::var_os("CI").is_none(), "{}: run bash .ci/models", model.display());
             eprintln!("skipped: no model at {} (bash .ci/models)", model.display());
@@ -595,7 +595,7 @@ mod tests {
         assert!(err.contains("planner.Q8_0.examples.jsonl does not exist"), "{err}");
         std::fs::write(dir.path().join("planner.Q8_0.examples.jsonl"), "").unwrap();
         let c = model_card(&model).unwrap();
-        assert_eq!(c.prompt_style, arbor_behaviors::planner::prompt::PromptStyle::Compact);
+        assert_eq!(c.prompt_style, arbor_planner::prompt::PromptStyle::Compact);
         assert_eq!(c.examples, Some((dir.path().join("planner.Q8_0.examples.jsonl"), 1)));
         write(r#"{"prompt_style": "compact", "examples": 0, "examples_file": null}"#);
         assert_eq!(model_card(&model).ok().and_then(|c| c.examples), None);

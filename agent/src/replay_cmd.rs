@@ -52,8 +52,8 @@ pub fn replay(run: &Path, tree: Option<&Path>, json: bool) -> Result<ExitCode> {
 
 pub fn btlog(run: &Path, output: &Path) -> Result<ExitCode> {
     let path = recording_path(run);
-    let rec = arbor_behaviors::recording::Recording::open(&path)?;
-    let bytes = arbor_behaviors::groot::btlog(&rec)?;
+    let rec = arbor_records::recording::Recording::open(&path)?;
+    let bytes = arbor_records::groot::btlog(&rec)?;
     std::fs::write(output, &bytes).with_context(|| format!("writing {}", output.display()))?;
     println!("wrote {} ({} bytes, {} transitions)", output.display(), bytes.len(), rec.transitions().count());
     Ok(ExitCode::SUCCESS)

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use arbor_behaviors::NodeStatus;
 use arbor_behaviors::metrics::LatencyHistogram;
 use arbor_behaviors::record::TickEvent;
-use arbor_behaviors::recording::Recording;
+use arbor_records::recording::Recording;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

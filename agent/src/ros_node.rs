@@ -22,14 +22,14 @@ use crate::ros_config::{NodeConfig, check_ros_args, ros_args, ros_param};
 use crate::ros_robot::{Outputs, RosRobot, now_msg, quat_of, yaw_of};
 use anyhow::{Context as _, Result, anyhow, bail};
 use arbor_behaviors::metrics::{Metrics, Stage};
-use arbor_behaviors::planner::PlanRecord;
 use arbor_behaviors::record::TickEvent;
 use arbor_behaviors::{NodeStatus, Tree, Vocabulary, xml, yaml};
+use arbor_core::{Pose2, SimTime};
 use arbor_memory::WorkingMemory;
 use arbor_perception::camera::CameraModel;
 use arbor_perception::frame::Frame;
 use arbor_perception::pipeline::{Pipeline, PipelineConfig};
-use arbor_perception::{Pose2, SimTime};
+use arbor_planner::PlanRecord;
 use arbor_runtime::{Agent, Outcome, Perception, RosChannel, RunEnd, RunSpec, Stop};
 use futures::{FutureExt, StreamExt};
 use r2r::QosProfile;
@@ -715,16 +715,16 @@ fn tick_status(agent: &Agent, status: NodeStatus, now: SimTime) -> serde_json::V
     })
 }
 
-fn plan_context(cfg: &NodeConfig, memory: &WorkingMemory) -> arbor_behaviors::planner::PlanContext {
+fn plan_context(cfg: &NodeConfig, memory: &WorkingMemory) -> arbor_planner::PlanContext {
     let mut people: Vec<String> = cfg.people.clone();
     let mut objects: Vec<String> = cfg.objects.clone();
     for e in memory.entities() {
-        let list = if e.kind == arbor_perception::EntityKind::Person { &mut people } else { &mut objects };
+        let list = if e.kind == arbor_core::EntityKind::Person { &mut people } else { &mut objects };
         if !list.iter().any(|n| n == e.id.as_str()) {
             list.push(e.id.to_string());
         }
     }
-    arbor_behaviors::planner::PlanContext {
+    arbor_planner::PlanContext {
         places: cfg.places.keys().cloned().collect(),
         people,
         objects,
@@ -755,7 +755,7 @@ fn entity_markers(memory: &WorkingMemory, frame: &str, stamp: r2r::builtin_inter
         ..Default::default()
     }];
     for (i, e) in memory.entities().enumerate() {
-        let person = e.kind == arbor_perception::EntityKind::Person;
+        let person = e.kind == arbor_core::EntityKind::Person;
         let color = if e.in_view {
             ColorRGBA { r: 0.1, g: 0.8, b: 0.2, a: 1.0 }
         } else {

@@ -10,8 +10,8 @@
 //! the runtime's, the same as on the simulator.
 
 use arbor_behaviors::{CallId, Robot, SkillCall, SkillStatus, Value};
+use arbor_core::{Point2, Pose2, SimTime};
 use arbor_memory::WorkingMemory;
-use arbor_perception::{Point2, Pose2, SimTime};
 use r2r::arbor_msgs::action::ExecuteSkill::Action as ExecuteSkill;
 use r2r::geometry_msgs::msg::{Point, PoseStamped, Quaternion, Twist, Vector3};
 use r2r::std_msgs::msg::Header;

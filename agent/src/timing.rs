@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use arbor_behaviors::metrics::StageLatencies;
-use arbor_behaviors::planner::PlanTiming;
+use arbor_planner::PlanTiming;
 use arbor_sim::RunSummary;
 use std::path::Path;
 

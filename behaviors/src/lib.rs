@@ -8,28 +8,25 @@
 //! - execution: [`robot`] (the interface skills act through), [`conditions`] (memory-backed
 //!   conditions), [`script`] (BT.CPP's scripting language), [`blackboard`], [`engine`] (the
 //!   executor: BT.CPP v4 semantics, async skills, halting);
-//! - records: [`record`] (tick transitions, skill calls) and [`dataset`] (fine-tuning lines).
+//! - records: [`record`] (tick transitions, skill calls), [`metrics`] (the Prometheus registry and
+//!   the tick meter).
+//!
+//! The planner (`arbor-planner`) and what a run leaves behind (`arbor-records`: recording,
+//! replay, Groot exports, dataset) are crates of their own above this one.
 
 pub mod bench_trees;
 pub mod blackboard;
 pub mod conditions;
-pub mod dataset;
 pub mod engine;
 pub mod export;
-pub mod groot;
 pub mod library;
 pub mod metrics;
-pub mod planner;
 pub mod record;
-pub mod recording;
-pub mod replay;
 pub mod robot;
 pub mod script;
 pub mod skill;
 pub mod tree;
 pub mod value;
-#[cfg(feature = "llm")]
-pub mod vlm;
 pub mod xml;
 pub mod yaml;
 

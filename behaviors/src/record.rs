@@ -5,7 +5,7 @@
 use crate::engine::{NodeIdx, NodeInfo, NodeStatus};
 use crate::robot::{CallId, SkillStatus};
 use crate::value::Params;
-use arbor_perception::SimTime;
+use arbor_core::SimTime;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 

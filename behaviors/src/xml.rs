@@ -342,7 +342,7 @@ fn escape(s: &str) -> String {
 /// Escapes text for an XML attribute: `& < > "`, newlines as `&#10;` (so they survive a
 /// reader's normalization); `tinyxml2` escapes as BT.CPP's writer does instead (`'` too,
 /// newlines as they are).
-pub(crate) fn escape_as(s: &str, tinyxml2: bool) -> String {
+pub fn escape_as(s: &str, tinyxml2: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -19,11 +19,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
 
 use arbor_behaviors::engine::{NodeIdx, NodeStatus};
-use arbor_behaviors::groot;
 use arbor_behaviors::record::TickSink;
 use arbor_behaviors::{Executor, NodeLibrary, Robot, SkillCall, SkillRegistry, SkillSpec, SkillStatus, xml};
+use arbor_core::{Rng, SimTime};
 use arbor_memory::WorkingMemory;
-use arbor_perception::{Rng, SimTime};
+use arbor_records::groot;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -13,8 +13,8 @@
 use arbor_behaviors::record::NullSink;
 use arbor_behaviors::robot::AsyncSkills;
 use arbor_behaviors::{Executor, NodeLibrary, Tree, xml, yaml};
+use arbor_core::{Rng, SimTime};
 use arbor_memory::WorkingMemory;
-use arbor_perception::{Rng, SimTime};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -10,8 +10,8 @@
 use arbor_behaviors::Executor;
 use arbor_behaviors::bench_trees::{BenchRobot, library, tree_a, tree_b};
 use arbor_behaviors::record::NullSink;
+use arbor_core::SimTime;
 use arbor_memory::WorkingMemory;
-use arbor_perception::SimTime;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -17,9 +17,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "bench code")]
 
+use arbor_core::{EntityId, Rng, SimTime};
 use arbor_memory::embed::{Embedder, MiniLm, normalize};
 use arbor_memory::{Event, EventKind, Memory, Query};
-use arbor_perception::{EntityId, Rng, SimTime};
 use std::time::{Duration, Instant};
 
 const NAMES: [&str; 40] = [

@@ -1,6 +1,6 @@
 //! Episodic memory: an append-only log of events in SQLite on disk (WAL, batched commits).
 
-use arbor_perception::{EntityId, Point2, SimTime};
+use arbor_core::{EntityId, Point2, SimTime};
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use std::fmt;

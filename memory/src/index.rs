@@ -9,7 +9,7 @@
 //! their nearest list at once; the centroids are retrained when the index has grown fourfold
 //! since the last training. Removal takes the row out of its list at once.
 
-use arbor_perception::Rng;
+use arbor_core::Rng;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 

@@ -5,7 +5,7 @@
 //! moves in the same transaction as the facts it produced).
 
 use crate::episodic::{EpisodicStore, EventKind, MemoryError, Stored};
-use arbor_perception::SimTime;
+use arbor_core::SimTime;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -12,7 +12,7 @@ use crate::embed::{Embedder, normalize};
 use crate::episodic::{EpisodicStore, Event, EventKind, MemoryError, Stored, words};
 use crate::index::{VectorIndex, dot_f32, quantize};
 use crate::semantic::{self, ConsolidateReport, Fact, Profile};
-use arbor_perception::SimTime;
+use arbor_core::SimTime;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};

@@ -4,7 +4,7 @@
 //! events are a ring buffer of `events`.
 
 use crate::episodic::{Event, EventKind};
-use arbor_perception::{EntityId, EntityKind, Observation, Point2, SimTime};
+use arbor_core::{EntityId, EntityKind, Observation, Point2, SimTime};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 

@@ -4,8 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
 
+use arbor_core::SimTime;
 use arbor_memory::{EpisodicStore, Event, EventKind};
-use arbor_perception::SimTime;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

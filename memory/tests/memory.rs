@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
 
+use arbor_core::{EntityId, Point2, SimTime};
 use arbor_memory::embed::{Embedder, MiniLm};
 use arbor_memory::{Event, EventKind, Item, Memory, Query, QuestionKind, build_context};
-use arbor_perception::{EntityId, Point2, SimTime};
 
 fn minilm() -> MiniLm {
     MiniLm::from_models_dir(1).unwrap_or_else(|e| panic!("the embedding model is needed (bash .ci/models): {e}"))
@@ -246,7 +246,7 @@ fn missing_model_and_no_embedder_are_clear_errors() {
 fn the_trained_index_layout_is_saved_and_restored_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.sqlite");
-    let mut rng = arbor_perception::Rng::seed_from_u64(5);
+    let mut rng = arbor_core::Rng::seed_from_u64(5);
     let vecs: Vec<(i64, Vec<f32>)> = (1..=3000i64)
         .map(|k| {
             let mut v: Vec<f32> = (0..384).map(|_| rng.normal() as f32).collect();

@@ -1,12 +1,7 @@
-//! arbor-perception: what the robot perceives, and the shared types every other crate
-//! builds on (the lowest crate owns them, see ARCHITECTURE.md).
+//! arbor-perception: what the robot perceives. The shared types (time, geometry, entity ids,
+//! observations, the rng) live in `arbor-core` and are re-exported here under their old paths.
 //!
-//! - [`time`]: simulation/robot time and the injected [`time::Clock`].
-//! - [`geometry`]: 2D poses over nalgebra.
-//! - [`entity`]: entity ids and kinds.
-//! - [`observation`]: what a perception source reports each frame.
 //! - [`onnx`]: ONNX Runtime (loaded at run time) and where models live.
-//! - [`rng`]: the seeded, version-stable random generator used wherever noise is needed.
 //! - [`frame`]: camera frames (image files, raw sensor buffers, the simulator's renderer).
 //! - [`detect`]: the detector trait, CenterFace and YOLOv8-layout backends, NMS.
 //! - [`track`]: ByteTrack-style multi-object tracking (Kalman filter, two-stage association).
@@ -24,19 +19,13 @@ pub mod attention;
 pub mod camera;
 pub mod describe;
 pub mod detect;
-pub mod entity;
 pub mod frame;
-pub mod geometry;
 pub mod mot;
-pub mod observation;
 pub mod onnx;
 pub mod pipeline;
-pub mod rng;
-pub mod time;
 pub mod track;
 
-pub use entity::{EntityId, EntityKind};
-pub use geometry::{Point2, Pose2};
-pub use observation::{Observation, PerceptionSource};
-pub use rng::Rng;
-pub use time::{Clock, ManualClock, SimTime};
+pub use arbor_core::{
+    Clock, EntityId, EntityKind, ManualClock, Observation, PerceptionSource, Point2, Pose2, Rng, SimTime,
+};
+pub use arbor_core::{entity, geometry, observation, rng, time};

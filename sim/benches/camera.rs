@@ -8,9 +8,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "bench code")]
 
+use arbor_core::{Pose2, SimTime};
 use arbor_perception::frame::Frame;
 use arbor_perception::pipeline::{Pipeline, PipelineConfig};
-use arbor_perception::{Pose2, SimTime};
 use arbor_sim::render::{Textures, textures_dir};
 use arbor_sim::{Scenario, World};
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -9,13 +9,13 @@
 use crate::render::{Textures, default_appearance, textures_dir};
 use crate::scenario::Scenario;
 use crate::world::World;
+use arbor_core::{EntityId, EntityKind, Pose2, SimTime};
 use arbor_perception::camera::CameraModel;
 use arbor_perception::describe::{AsyncDescriber, DescribeError, Describer, Description};
 use arbor_perception::detect::{BBox, DetectError};
 use arbor_perception::frame::Frame;
 use arbor_perception::mot::MotAccumulator;
 use arbor_perception::pipeline::{FrameOutput, Pipeline, PipelineConfig};
-use arbor_perception::{EntityId, EntityKind, Pose2, SimTime};
 use image::RgbImage;
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,7 +9,7 @@
 
 use crate::scenario::{Criterion, Motion, Scenario};
 use arbor_behaviors::tree::{Node, Tree};
-use arbor_perception::{Point2, Rng};
+use arbor_core::{Point2, Rng};
 
 /// Which side of the train / held-out divide an episode is drawn from. Held-out episodes use
 /// other people's names, other phrasings of the goals, and the map mirrored left to right, so
@@ -633,7 +633,7 @@ mod tests {
     fn the_planners_grammar_can_write_every_expert_tree() {
         // What the planner decodes under (its default grammar for the episode's names) must be
         // able to write what the dataset teaches, for every goal family and both splits.
-        use arbor_behaviors::planner::{format, gbnf::Grammar, grammar, repair::vocabulary};
+        use arbor_planner::{format, gbnf::Grammar, grammar, repair::vocabulary};
         let b = base();
         let registry = crate::registry();
         let lib = arbor_behaviors::NodeLibrary::with_skills(&registry);

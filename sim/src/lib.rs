@@ -4,7 +4,7 @@
 //!   and validated with errors that name the file, line and field;
 //! - [`nav`]: occupancy grid and A* path planning around walls;
 //! - [`world`]: the deterministic world state, its step function, the ground-truth camera
-//!   (a [`arbor_perception::PerceptionSource`]) and the skills (a [`arbor_behaviors::Robot`]);
+//!   (a [`arbor_core::PerceptionSource`]) and the skills (a [`arbor_behaviors::Robot`]);
 //! - [`render`]: the camera rendered in pixels (walls, floor, people with real face photos);
 //! - [`camera`]: `--perception camera`: rendered frames through the real perception pipeline;
 //! - [`runner`]: the loop perceive -> remember -> decide -> act -> record, writing a run

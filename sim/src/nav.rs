@@ -1,7 +1,7 @@
 //! Path planning: an occupancy grid built from the walls (inflated by the robot's radius),
 //! A* over it (8-connected), and string-pulling so the robot drives straight where it can.
 
-use arbor_perception::Point2;
+use arbor_core::Point2;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -25,7 +25,7 @@ pub fn point_segment_distance(p: Point2, a: Point2, b: Point2) -> f64 {
 
 /// Distance between segments p1-p2 and q1-q2 (0 when they cross).
 pub fn segment_distance(p1: Point2, p2: Point2, q1: Point2, q2: Point2) -> f64 {
-    if arbor_perception::geometry::segments_intersect(p1, p2, q1, q2) {
+    if arbor_core::geometry::segments_intersect(p1, p2, q1, q2) {
         return 0.0;
     }
     point_segment_distance(p1, q1, q2)

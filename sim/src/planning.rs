@@ -2,8 +2,8 @@
 //! people it was told about) and a semantic check (every place a plan drives to is reachable).
 
 use crate::scenario::Scenario;
-use arbor_behaviors::planner::PlanContext;
 use arbor_behaviors::tree::{Node, Tree};
+use arbor_planner::PlanContext;
 
 /// Places, people and objects named in the scenario: what the robot's memory holds at start.
 pub fn context(s: &Scenario) -> PlanContext {
@@ -25,7 +25,7 @@ fn remembered_rooms(s: &Scenario) -> Vec<String> {
     s.people
         .iter()
         .filter_map(|p| {
-            let room = s.room_at(arbor_perception::Point2::new(p.pose[0], p.pose[1]))?;
+            let room = s.room_at(arbor_core::Point2::new(p.pose[0], p.pose[1]))?;
             Some(format!("{} was last seen in the {room}", p.name))
         })
         .collect()

@@ -7,10 +7,10 @@
 
 use super::World;
 use crate::scenario::AppearanceSpec;
+use arbor_core::geometry::normalize_angle;
+use arbor_core::{Point2, Pose2};
 use arbor_perception::camera::CameraModel;
 use arbor_perception::detect::BBox;
-use arbor_perception::geometry::normalize_angle;
-use arbor_perception::{Point2, Pose2};
 use image::{Rgb, RgbImage};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,11 +1,11 @@
 //! `arbor replay`: a run directory's recording re-executed against the recorded world (see
-//! [`arbor_behaviors::replay`]); the vocabulary comes from the recorded scenario (simulator runs)
+//! [`arbor_records::replay`]); the vocabulary comes from the recorded scenario (simulator runs)
 //! or the recorded names (robot runs).
 
 use crate::scenario::Scenario;
-use arbor_behaviors::recording::{Recording, RecordingError};
-use arbor_behaviors::replay::{self, ReplayReport};
 use arbor_behaviors::{BuildError, NodeLibrary, Tree, TreeError, load_tree, yaml};
+use arbor_records::recording::{Recording, RecordingError};
+use arbor_records::replay::{self, ReplayReport};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]

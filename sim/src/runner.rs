@@ -11,7 +11,7 @@
 //! | `outcome.json` | outcome, criteria, counts, photos |
 //! | `dataset.jsonl` | one fine-tuning line: goal + context -> tree, with the outcome |
 //! | `memory.sqlite` | the episodic memory database |
-//! | `run.mcap` | all of the above in one MCAP recording (see `arbor_behaviors::recording`): what `arbor replay` reads |
+//! | `run.mcap` | all of the above in one MCAP recording (see `arbor_records::recording`): what `arbor replay` reads |
 //!
 //! Everything except `memory.sqlite` is a deterministic function of (scenario, tree, seed).
 //! Wall-clock figures are not written here: the caller keeps them apart.
@@ -19,9 +19,9 @@
 use crate::scenario::Scenario;
 use crate::world::World;
 use arbor_behaviors::metrics::{Metrics, Stage, StageLatencies};
-use arbor_behaviors::planner::PlanRecord;
 use arbor_behaviors::{NodeStatus, Tree};
-use arbor_perception::{PerceptionSource, SimTime};
+use arbor_core::{PerceptionSource, SimTime};
+use arbor_planner::PlanRecord;
 use arbor_runtime::{Agent, Perception, RunEnd, RunSpec, Stop};
 use std::path::PathBuf;
 use std::sync::Arc;

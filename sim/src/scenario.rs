@@ -3,7 +3,7 @@
 //! typed form with errors that name the field.
 
 use arbor_behaviors::Vocabulary;
-use arbor_perception::{Point2, Pose2};
+use arbor_core::{Point2, Pose2};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -6,9 +6,9 @@
 use crate::nav::{Grid, Wall};
 use crate::scenario::{Criterion, Motion, Scenario};
 use arbor_behaviors::robot::{CallId, Robot, SkillCall, SkillStatus};
+use arbor_core::geometry::{normalize_angle, segments_intersect};
+use arbor_core::{EntityId, EntityKind, Observation, PerceptionSource, Point2, Pose2, Rng, SimTime};
 use arbor_memory::WorkingMemory;
-use arbor_perception::geometry::{normalize_angle, segments_intersect};
-use arbor_perception::{EntityId, EntityKind, Observation, PerceptionSource, Point2, Pose2, Rng, SimTime};
 use std::collections::BTreeMap;
 use std::f64::consts::PI;
 

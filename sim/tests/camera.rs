@@ -3,10 +3,10 @@
 //! head yaw, and turned-away heads show no face.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
 
+use arbor_core::{Pose2, SimTime};
 use arbor_perception::attention::AttentionConfig;
 use arbor_perception::detect::DetectorConfig;
 use arbor_perception::pipeline::PipelineConfig;
-use arbor_perception::{Pose2, SimTime};
 use arbor_sim::render::{Textures, textures_dir};
 use arbor_sim::{Scenario, World};
 

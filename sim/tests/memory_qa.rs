@@ -6,8 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
 
+use arbor_core::{Point2, SimTime};
 use arbor_memory::{Memory, MiniLm};
-use arbor_perception::{Point2, SimTime};
 use arbor_sim::generate::{self, GoalSpec};
 use arbor_sim::{RunConfig, Scenario};
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,9 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
 
-use arbor_behaviors::groot;
-use arbor_behaviors::recording::Recording;
 use arbor_behaviors::{Tree, load_tree};
+use arbor_records::groot;
+use arbor_records::recording::Recording;
 use arbor_sim::replay::replay_run;
 use arbor_sim::{RunConfig, Scenario};
 use std::path::{Path, PathBuf};

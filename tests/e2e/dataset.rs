@@ -59,7 +59,7 @@ fn generate_then_build_gives_schema_valid_lines_and_preference_pairs() {
         let roles: Vec<&str> = l["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
         assert_eq!(roles, ["system", "user", "assistant"]);
         let tree = l["messages"][2]["content"].as_str().unwrap();
-        assert_eq!(l["metadata"]["tree_sha256"], arbor_behaviors::dataset::sha256_hex(tree));
+        assert_eq!(l["metadata"]["tree_sha256"], arbor_records::dataset::sha256_hex(tree));
         assert!(["success", "failure", "timeout"].contains(&l["metadata"]["outcome"].as_str().unwrap()));
     }
     // No prompt on both sides of the split.

@@ -3,8 +3,8 @@
 //! valid tree over the registered skills (or be a refusal): validity by construction.
 
 use crate::{SCENARIO, arbor, root, stderr, stdout};
-use arbor_behaviors::planner::llm::{LlamaGenerator, default_model_path};
-use arbor_behaviors::planner::{PlanError, PlanRequest, Planner, Sampling};
+use arbor_planner::llm::{LlamaGenerator, default_model_path};
+use arbor_planner::{PlanError, PlanRequest, Planner, Sampling};
 use arbor_sim::Scenario;
 
 fn planner() -> Planner<LlamaGenerator> {

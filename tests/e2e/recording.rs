@@ -102,7 +102,7 @@ fn foxglove_mcap_for_python_reads_every_channel() {
     let o = Command::new(&py).arg(root().join("tests/python/read_mcap.py")).arg(run.join("run.mcap")).output().unwrap();
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let counts: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let rec = arbor_behaviors::recording::Recording::open(&run.join("run.mcap")).unwrap();
+    let rec = arbor_records::recording::Recording::open(&run.join("run.mcap")).unwrap();
     for topic in [
         "/arbor/run",
         "/arbor/tree",

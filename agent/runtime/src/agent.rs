@@ -7,16 +7,16 @@ use crate::skills::skill_event;
 use crate::spec::{Finished, RunEnd, RunSpec, Stop};
 use crate::summary::{CriterionResult, Outcome, Photo, RunSummary};
 use crate::{Backend, Describe, PLAN_PROMPT_BUDGET, Perception, RunError, io_err};
-use arbor_behaviors::dataset::{self, DatasetLine, LineMetadata};
 use arbor_behaviors::metrics::{Metrics, Stage, StageLatencies, TickMeter};
-use arbor_behaviors::planner::{PlanRecord, format as plan_format, prompt as plan_prompt};
 use arbor_behaviors::record::{JsonlSink, Recorder, TickRecord};
-use arbor_behaviors::recording::{
+use arbor_behaviors::{Executor, NodeLibrary, NodeStatus, SkillRegistry, yaml};
+use arbor_core::{EntityId, SimTime};
+use arbor_memory::{EpisodicStore, Event, EventKind, WorkingConfig, WorkingMemory};
+use arbor_planner::{PlanRecord, format as plan_format, prompt as plan_prompt};
+use arbor_records::dataset::{self, DatasetLine, LineMetadata};
+use arbor_records::recording::{
     EntitiesMsg, HaltMsg, MemoryEventMsg, ObservationsMsg, Phase, RecordingWriter, RunHeader, Topic, TreeMsg,
 };
-use arbor_behaviors::{Executor, NodeLibrary, NodeStatus, SkillRegistry, yaml};
-use arbor_memory::{EpisodicStore, Event, EventKind, WorkingConfig, WorkingMemory};
-use arbor_perception::{EntityId, SimTime};
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -227,7 +227,7 @@ impl Agent {
             Topic::Run,
             0,
             &RunHeader {
-                format: arbor_behaviors::recording::FORMAT_VERSION,
+                format: arbor_records::recording::FORMAT_VERSION,
                 scenario: spec.scenario.clone(),
                 goal: spec.goal.clone(),
                 seed: spec.seed,

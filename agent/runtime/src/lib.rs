@@ -29,8 +29,8 @@ pub use spec::{Finished, RosChannel, RunEnd, RunSpec, Stop};
 pub use summary::{CriterionResult, Outcome, PerceptionReport, Photo, RunSummary};
 
 use arbor_behaviors::{BuildError, Robot, TreeError};
+use arbor_core::{EntityId, Observation, Point2, Pose2, SimTime};
 use arbor_memory::{Event, MemoryError};
-use arbor_perception::{EntityId, Observation, Point2, Pose2, SimTime};
 use std::path::{Path, PathBuf};
 
 /// Characters of user prompt the planner (and the dataset) allow.
@@ -76,7 +76,7 @@ pub enum RunError {
     #[error(transparent)]
     Memory(#[from] MemoryError),
     #[error(transparent)]
-    Recording(#[from] arbor_behaviors::recording::RecordingError),
+    Recording(#[from] arbor_records::recording::RecordingError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

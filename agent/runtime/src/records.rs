@@ -3,12 +3,12 @@
 
 use arbor_behaviors::metrics::Metrics;
 use arbor_behaviors::record::{JsonlSink, RecordOut, Recorder, TickRecord, TickSink};
-use arbor_behaviors::recording::RecordingWriter;
 use arbor_behaviors::robot::SkillStatus;
 use arbor_behaviors::{CallId, NodeIdx, NodeStatus, Params, Robot, SkillCall};
+use arbor_core::SimTime;
 use arbor_memory::WorkingMemory;
 use arbor_memory::{Event, EventKind};
-use arbor_perception::SimTime;
+use arbor_records::recording::RecordingWriter;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::fs::File;

@@ -7,8 +7,8 @@
 
 use arbor_behaviors::skill::{ParamSpec, ParamType, SkillSpec};
 use arbor_behaviors::{Params, SkillRegistry, SkillStatus, Value};
+use arbor_core::{EntityId, Point2, SimTime};
 use arbor_memory::{Event, EventKind};
-use arbor_perception::{EntityId, Point2, SimTime};
 use std::collections::BTreeMap;
 
 /// Registers the robot's skills (actions and the `photographed` condition).

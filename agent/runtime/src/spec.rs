@@ -2,8 +2,8 @@
 
 use crate::summary::{CriterionResult, PerceptionReport, Photo, RunSummary};
 use arbor_behaviors::metrics::StageLatencies;
-use arbor_behaviors::planner::{PlanContext, PlanRecord};
 use arbor_behaviors::{Tree, Vocabulary};
+use arbor_planner::{PlanContext, PlanRecord};
 use std::path::PathBuf;
 
 /// What to run: one goal, one tree, one run directory.

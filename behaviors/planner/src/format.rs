@@ -9,8 +9,8 @@
 //! ports (values are bare words, numbers or "quoted text"); node args are children, in order.
 //! `refuse("reason")` at the top is the model declining the goal.
 
-use crate::tree::{Node, Tree};
-use crate::{NodeLibrary, TreeError};
+use arbor_behaviors::tree::{Node, Tree};
+use arbor_behaviors::{NodeLibrary, TreeError};
 
 /// What the model wrote: a tree, or a refusal.
 #[derive(Debug, Clone, PartialEq)]

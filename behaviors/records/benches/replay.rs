@@ -9,10 +9,11 @@
 
 use arbor_behaviors::bench_trees::{BenchRobot, library, tree_a_repeated};
 use arbor_behaviors::record::{NullSink, Recorder, TickSink};
-use arbor_behaviors::recording::{ObservationsMsg, Recording, RecordingWriter, RunHeader, Topic, TreeMsg};
-use arbor_behaviors::{Executor, NodeStatus, replay, yaml};
+use arbor_behaviors::{Executor, NodeStatus, yaml};
+use arbor_core::SimTime;
 use arbor_memory::WorkingMemory;
-use arbor_perception::SimTime;
+use arbor_records::recording::{ObservationsMsg, Recording, RecordingWriter, RunHeader, Topic, TreeMsg};
+use arbor_records::replay;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::path::Path;
 
@@ -24,7 +25,7 @@ fn record(path: &Path, ticks: u32) -> (u64, arbor_behaviors::CheckedTree) {
     let mut ex = Executor::new(&checked).expect("builds");
     let mut w = RecordingWriter::create(path, 10).expect("create");
     let header = RunHeader {
-        format: arbor_behaviors::recording::FORMAT_VERSION,
+        format: arbor_records::recording::FORMAT_VERSION,
         scenario: "bench".into(),
         goal: "bench".into(),
         seed: 0,

@@ -8,13 +8,13 @@
 //! With another tree, replay goes on as far as the recording can answer: it stops at the first
 //! skill call or robot condition the recording has no answer for, and says why.
 
-use crate::record::{TickEvent, TickRecord, TickSink};
 use crate::recording::Recording;
-use crate::robot::{CallId, Robot, SkillCall, SkillStatus};
-use crate::value::Params;
-use crate::{CheckedTree, Executor, NodeIdx, NodeInfo, NodeStatus, conditions};
+use arbor_behaviors::record::{TickEvent, TickRecord, TickSink};
+use arbor_behaviors::robot::{CallId, Robot, SkillCall, SkillStatus};
+use arbor_behaviors::value::Params;
+use arbor_behaviors::{CheckedTree, Executor, NodeIdx, NodeInfo, NodeStatus, conditions};
+use arbor_core::SimTime;
 use arbor_memory::WorkingMemory;
-use arbor_perception::SimTime;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -382,7 +382,7 @@ impl TickSink for CompareSink<'_> {
 
 /// Replays `rec` with `tree` (the recorded tree, or another one checked against the same
 /// skills). Never panics on recorded data: what cannot be answered stops the replay.
-pub fn replay(rec: &Recording, tree: &CheckedTree, source: &str) -> Result<ReplayReport, crate::BuildError> {
+pub fn replay(rec: &Recording, tree: &CheckedTree, source: &str) -> Result<ReplayReport, arbor_behaviors::BuildError> {
     let mut executor = Executor::with_source(tree, source)?;
     let nodes = executor.nodes();
     let same_tree = nodes.len() == rec.tree.nodes.len()

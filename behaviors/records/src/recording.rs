@@ -19,10 +19,10 @@
 //! ticks and flushes it to disk: after `kill -9`, everything up to the last flushed chunk is
 //! readable ([`Recording::open`] recovers a file without summary or footer).
 
-use crate::record::{TickEvent, TickRecord};
-use crate::{NodeInfo, NodeStatus};
+use arbor_behaviors::record::{TickEvent, TickRecord};
+use arbor_behaviors::{NodeInfo, NodeStatus};
+use arbor_core::Observation;
 use arbor_memory::{EntityState, Event};
-use arbor_perception::Observation;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -163,7 +163,7 @@ pub struct RunHeader {
     pub working_memory: arbor_memory::WorkingConfig,
     /// A robot run has no scenario file: the names its tree was checked against are here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vocabulary: Option<crate::Vocabulary>,
+    pub vocabulary: Option<arbor_behaviors::Vocabulary>,
 }
 
 /// The tree as run, and the executor's node table (index = position).
@@ -378,7 +378,7 @@ impl RecordingWriter {
 }
 
 /// Engine records go to `/arbor/tree/transitions` (status changes) or `/arbor/skills` (the rest).
-impl crate::record::RecordOut for RecordingWriter {
+impl arbor_behaviors::record::RecordOut for RecordingWriter {
     fn put(&mut self, record: TickRecord) {
         let topic =
             if matches!(record.event, TickEvent::Transition { .. }) { Topic::Transitions } else { Topic::Skills };

@@ -5,7 +5,7 @@
 //! Implements [`arbor_perception::describe::Describer`], so the robot runs it through
 //! [`arbor_perception::describe::AsyncDescriber`] (a worker thread, rate-limited).
 
-use crate::planner::llm::backend;
+use crate::llm::backend;
 use arbor_perception::describe::{DescribeError, Describer};
 use image::RgbImage;
 use llama_cpp_2::context::params::LlamaContextParams;

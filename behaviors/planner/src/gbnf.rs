@@ -260,7 +260,7 @@ impl Grammar {
     /// A random string the grammar derives (for tests): alternatives and repetition counts
     /// drawn from `rng`; past `max_depth` rule expansions the first alternative is taken
     /// (the generator puts the terminating one first).
-    pub fn sample(&self, rng: &mut arbor_perception::Rng, max_depth: usize) -> String {
+    pub fn sample(&self, rng: &mut arbor_core::Rng, max_depth: usize) -> String {
         let mut out = String::new();
         if let Some(root) = self.rules.get("root") {
             self.derive(root, rng, 0, max_depth, &mut out);
@@ -268,8 +268,8 @@ impl Grammar {
         out
     }
 
-    fn derive(&self, e: &Expr, rng: &mut arbor_perception::Rng, depth: usize, max: usize, out: &mut String) {
-        let pick = |rng: &mut arbor_perception::Rng, n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
+    fn derive(&self, e: &Expr, rng: &mut arbor_core::Rng, depth: usize, max: usize, out: &mut String) {
+        let pick = |rng: &mut arbor_core::Rng, n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
         match e {
             Expr::Lit(l) => out.extend(l.iter()),
             Expr::Class { negated: true, .. } => out.push('a'),

@@ -10,10 +10,10 @@
 use super::format::{self, Plan};
 use super::grammar::{self, GrammarOptions};
 use super::prompt::{self, ChatPrompt, PlanContext};
-use crate::dataset::sha256_hex;
-use crate::library::NodeLibrary;
-use crate::skill::{SkillRegistry, Vocabulary};
-use crate::tree::{CheckedTree, Tree};
+use arbor_behaviors::library::NodeLibrary;
+use arbor_behaviors::skill::{SkillRegistry, Vocabulary};
+use arbor_behaviors::tree::{CheckedTree, Tree};
+use arbor_core::digest::sha256_hex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -340,7 +340,7 @@ pub fn vocabulary(cx: &PlanContext) -> Vocabulary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::skill::{ParamSpec, ParamType, SkillSpec};
+    use arbor_behaviors::skill::{ParamSpec, ParamType, SkillSpec};
     use std::sync::atomic::{AtomicU32, Ordering};
 
     /// Answers from a script of outputs, counting calls.

@@ -196,7 +196,7 @@ pub fn build(mut runs: Vec<RunLine>, opts: &BuildOptions) -> Built {
         for r in &mut runs {
             for m in &mut r.line.messages {
                 if m.role == "system" {
-                    m.content = crate::planner::prompt::COMPACT_SYSTEM.to_string();
+                    m.content = arbor_planner::prompt::COMPACT_SYSTEM.to_string();
                 }
             }
         }
@@ -316,13 +316,8 @@ pub fn approx_tokens(text: &str) -> usize {
     text.len().div_ceil(4)
 }
 
-/// Hex SHA-256 of a text.
-pub fn sha256_hex(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(text.as_bytes());
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    digest.iter().flat_map(|b| [HEX[usize::from(b >> 4)] as char, HEX[usize::from(b & 15)] as char]).collect()
-}
+/// Hex SHA-256 of a text (content ids: trees, prompts, episodes).
+pub use arbor_core::digest::sha256_hex;
 
 #[cfg(test)]
 mod tests {

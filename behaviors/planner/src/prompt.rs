@@ -1,7 +1,7 @@
 //! The planner's prompt: a system message (format, skills with one-line descriptions, one
 //! example) and a user message (the goal and what memory knows), within a token budget.
 
-use crate::skill::{ParamType, SkillKind, SkillRegistry};
+use arbor_behaviors::skill::{ParamType, SkillKind, SkillRegistry};
 use serde::{Deserialize, Serialize};
 
 /// What memory knows when planning starts.
@@ -84,7 +84,7 @@ pub struct ChatPrompt {
     pub user: String,
 }
 
-fn param_doc(p: &crate::skill::ParamSpec) -> String {
+fn param_doc(p: &arbor_behaviors::skill::ParamSpec) -> String {
     let ty = match &p.ty {
         ParamType::Entity => "person or object".to_string(),
         ParamType::Place => "place".to_string(),

@@ -5,15 +5,15 @@
 #![cfg(feature = "llm")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
 
-use arbor_behaviors::vlm::MtmdDescriber;
-use arbor_perception::SimTime;
+use arbor_core::SimTime;
 use arbor_perception::describe::AsyncDescriber;
 use arbor_perception::onnx::models_dir;
+use arbor_planner::vlm::MtmdDescriber;
 use std::path::PathBuf;
 use std::time::Duration;
 
 fn tiny_vlm(dir: &std::path::Path) -> (PathBuf, PathBuf) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../perception/vlm/make_tiny_vlm.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../perception/vlm/make_tiny_vlm.py");
     let out = std::process::Command::new(arbor_perception::onnx::cache_dir().join("venv/bin/python"))
         .arg(script)
         .arg("--tokenizer-from")

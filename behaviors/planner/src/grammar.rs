@@ -7,7 +7,7 @@
 //! Depth is bounded (nested rules `node0`..`nodeN`) and so are child counts and text
 //! lengths, so a generation cannot run away inside one construct.
 
-use crate::skill::{ParamType, SkillRegistry, Vocabulary};
+use arbor_behaviors::skill::{ParamType, SkillRegistry, Vocabulary};
 
 /// The control nodes and decorators the planner may use (YAML names) and their port syntax.
 pub const PLAN_CONTROLS: [&str; 4] = ["sequence", "fallback", "reactive_sequence", "reactive_fallback"];
@@ -175,11 +175,11 @@ pub fn generate(registry: &SkillRegistry, vocab: &Vocabulary, opts: &GrammarOpti
             ParamType::Number { min, max } => format!("({})", number_rule(*min, *max, false)),
             ParamType::Int { min, max } => format!("({})", number_rule(*min, *max, true)),
         };
-        let term = |p: &crate::skill::ParamSpec| format!("{} {}", lit(&format!("{}=", p.name)), value(&p.ty));
+        let term = |p: &arbor_behaviors::skill::ParamSpec| format!("{} {}", lit(&format!("{}=", p.name)), value(&p.ty));
         let required: Vec<String> = spec.params.iter().filter(|p| p.required).map(term).collect();
         // Optional numbers whose bounds are not whole are left to their defaults: the grammar
         // could not keep them in range exactly.
-        let exact = |p: &&crate::skill::ParamSpec| match p.ty {
+        let exact = |p: &&arbor_behaviors::skill::ParamSpec| match p.ty {
             ParamType::Number { min, max } => min.fract() == 0.0 && max.fract() == 0.0 && min >= 0.0,
             _ => true,
         };
@@ -233,11 +233,11 @@ pub fn generate(registry: &SkillRegistry, vocab: &Vocabulary, opts: &GrammarOpti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::planner::format::{self, Plan};
-    use crate::planner::gbnf::Grammar;
-    use crate::skill::{ParamSpec, SkillSpec};
-    use crate::{NodeLibrary, Value};
-    use arbor_perception::Rng;
+    use crate::format::{self, Plan};
+    use crate::gbnf::Grammar;
+    use arbor_behaviors::skill::{ParamSpec, SkillSpec};
+    use arbor_behaviors::{NodeLibrary, Value};
+    use arbor_core::Rng;
 
     fn registry() -> SkillRegistry {
         let mut r = SkillRegistry::new();
@@ -273,7 +273,7 @@ mod tests {
                 ParamSpec::optional("count", ParamType::Int { min: 1.0, max: 12.0 }, ""),
             ],
         ));
-        crate::conditions::register(&mut r);
+        arbor_behaviors::conditions::register(&mut r);
         r
     }
 

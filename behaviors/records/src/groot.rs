@@ -22,12 +22,12 @@
 //! Statuses are BT.CPP's: 0 idle, 1 running, 2 success, 3 failure (a skipped node keeps its
 //! status and logs no transition).
 
-use crate::library::{Category, Implementation, NodeLibrary, POST_CONDITIONS, PRE_CONDITIONS, PortDir};
-use crate::record::TickEvent;
 use crate::recording::Recording;
-use crate::skill::ParamType;
-use crate::tree::{Node, Tree, subtree_target};
-use crate::{NodeStatus, yaml};
+use arbor_behaviors::library::{Category, Implementation, NodeLibrary, POST_CONDITIONS, PRE_CONDITIONS, PortDir};
+use arbor_behaviors::record::TickEvent;
+use arbor_behaviors::skill::ParamType;
+use arbor_behaviors::tree::{Node, Tree, subtree_target};
+use arbor_behaviors::{NodeStatus, yaml};
 use std::fmt::Write as _;
 
 /// BT.CPP 4.8.2's built-in node models, as its logger writes them.
@@ -124,7 +124,7 @@ pub fn encode(xml: &str, first_timestamp_us: i64, transitions: &[(u64, u16, Node
 
 /// tinyxml2's attribute escaping, as BT.CPP's logger writes it.
 fn escape(s: &str) -> String {
-    crate::xml::escape_as(s, true)
+    arbor_behaviors::xml::escape_as(s, true)
 }
 
 /// BT.CPP's C++ type name for a port type (what its models print).

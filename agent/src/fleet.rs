@@ -11,10 +11,17 @@
 //! directory that `arbor dataset build` reads, and written once per episode id (redeliveries are
 //! counted and dropped).
 //!
+//! Async: rumqttc's `AsyncClient` and its `EventLoop`, driven on a current-thread tokio runtime
+//! per entry point ([`flush`], [`agent_loop`], [`collect`]; the node's [`Link`] runs one on its
+//! own thread). Goals run synchronously between polls, as the tick must.
+//!
 //! Over 600 lines: the robot side, the collector and the node's link share the MQTT in-flight bookkeeping.
 
 use anyhow::{Context, Result, bail};
-use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, RecvTimeoutError,
+    TlsConfiguration, Transport,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -277,7 +284,7 @@ impl Inflight {
         }
     }
 
-    fn fill(&mut self, client: &Client, robot: &str) -> Result<()> {
+    fn fill(&mut self, client: &AsyncClient, robot: &str) -> Result<()> {
         // (Never fails today: a full request queue just stops the filling until next time.)
         while self.requested.len() + self.by_pkid.len() < Self::WINDOW {
             let Some(path) = self.queue.pop_front() else { break };
@@ -296,10 +303,10 @@ impl Inflight {
 /// A connection error that retrying cannot fix.
 fn fatal(url: &str, e: &rumqttc::ConnectionError) -> Option<anyhow::Error> {
     match e {
-        rumqttc::ConnectionError::ConnectionRefused(code) => {
+        ConnectionError::ConnectionRefused(code) => {
             Some(anyhow::anyhow!("broker {url} refused the connection: {code:?}"))
         }
-        rumqttc::ConnectionError::Tls(_) => Some(anyhow::anyhow!("broker {url}: TLS failed: {e}")),
+        ConnectionError::Tls(_) => Some(anyhow::anyhow!("broker {url}: TLS failed: {e}")),
         _ => None,
     }
 }
@@ -310,12 +317,32 @@ fn robot_options(cfg: &FleetConfig, clean: bool) -> Result<MqttOptions> {
     Ok(opts)
 }
 
+/// One poll of the event loop, bounded: what the synchronous `Connection::recv_timeout` does,
+/// awaited on our runtime instead of blocking on the client's own.
+async fn recv_timeout(events: &mut EventLoop, d: Duration) -> Result<Result<Event, ConnectionError>, RecvTimeoutError> {
+    match tokio::time::timeout(d, events.poll()).await {
+        Err(_) => Err(RecvTimeoutError::Timeout),
+        // Every client handle is gone: nothing more will be requested.
+        Ok(Err(ConnectionError::RequestsDone)) => Err(RecvTimeoutError::Disconnected),
+        Ok(polled) => Ok(polled),
+    }
+}
+
+/// The fleet's async side: a current-thread tokio runtime (one per entry point or link thread).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("starting the fleet's tokio runtime")
+}
+
 /// Disconnects after what was requested before (acks, publishes) has gone out; at most 2 s.
-fn disconnect(client: &Client, conn: &mut Connection) {
+async fn disconnect(client: &AsyncClient, conn: &mut EventLoop) {
     let _ = client.try_disconnect();
     let until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < until {
-        match conn.recv_timeout(Duration::from_millis(200)) {
+        match recv_timeout(conn, Duration::from_millis(200)).await {
             Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
             _ => {}
         }
@@ -323,20 +350,24 @@ fn disconnect(client: &Client, conn: &mut Connection) {
 }
 
 /// A graceful goodbye: "offline" retained (the last will is not sent on a clean disconnect).
-fn goodbye(client: &Client, conn: &mut Connection, robot: &str) {
+async fn goodbye(client: &AsyncClient, conn: &mut EventLoop, robot: &str) {
     let _ = client.try_publish(topic(robot, "status"), QoS::AtLeastOnce, true, "offline");
-    disconnect(client, conn);
+    disconnect(client, conn).await;
 }
 
 /// Connects, publishes the robot's status and every queued episode, and waits for the
 /// broker's acknowledgements until the outbox is empty or `deadline` passes.
 pub fn flush(cfg: &FleetConfig, outbox: &Outbox, status: &str, deadline: Duration) -> Result<FlushReport> {
+    runtime()?.block_on(flush_async(cfg, outbox, status, deadline))
+}
+
+async fn flush_async(cfg: &FleetConfig, outbox: &Outbox, status: &str, deadline: Duration) -> Result<FlushReport> {
     let started = Instant::now();
     let mut report = FlushReport::default();
     'reconnect: while !deadline.saturating_sub(started.elapsed()).is_zero() {
         // A fresh client per connection: nothing of a dropped connection is replayed behind
         // our back; what was not acknowledged is still in the outbox and goes again.
-        let (client, mut conn) = Client::new(robot_options(cfg, true)?, REQUEST_CAP);
+        let (client, mut conn) = AsyncClient::new(robot_options(cfg, true)?, REQUEST_CAP);
         let mut fl = Inflight::default();
         let mut connected = false;
         loop {
@@ -345,18 +376,19 @@ pub fn flush(cfg: &FleetConfig, outbox: &Outbox, status: &str, deadline: Duratio
                 break 'reconnect;
             }
             if connected && fl.idle() {
-                goodbye(&client, &mut conn, &cfg.robot_id);
+                goodbye(&client, &mut conn, &cfg.robot_id).await;
                 break 'reconnect;
             }
-            match conn.recv_timeout(left.min(Duration::from_millis(500))) {
-                Err(rumqttc::RecvTimeoutError::Timeout) => {}
-                Err(rumqttc::RecvTimeoutError::Disconnected) => continue 'reconnect,
+            match recv_timeout(&mut conn, left.min(Duration::from_millis(500))).await {
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => continue 'reconnect,
                 Ok(Err(e)) => {
                     if let Some(err) = fatal(&cfg.broker.url, &e) {
                         return Err(err);
                     }
                     // Unreachable or dropped: try again shortly, until the deadline.
-                    std::thread::sleep(Duration::from_millis(200).min(deadline.saturating_sub(started.elapsed())));
+                    tokio::time::sleep(Duration::from_millis(200).min(deadline.saturating_sub(started.elapsed())))
+                        .await;
                     continue 'reconnect;
                 }
                 Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
@@ -425,6 +457,18 @@ pub fn agent_loop(
     metrics_every: Duration,
     exit_when_idle: Option<Duration>,
     control: &LoopControl,
+    run_goal: impl FnMut(&RemoteGoal) -> Result<Option<PathBuf>>,
+    metrics: impl FnMut() -> serde_json::Value,
+) -> Result<()> {
+    runtime()?.block_on(agent_loop_async(cfg, outbox, metrics_every, exit_when_idle, control, run_goal, metrics))
+}
+
+async fn agent_loop_async(
+    cfg: &FleetConfig,
+    outbox: &Outbox,
+    metrics_every: Duration,
+    exit_when_idle: Option<Duration>,
+    control: &LoopControl,
     mut run_goal: impl FnMut(&RemoteGoal) -> Result<Option<PathBuf>>,
     mut metrics: impl FnMut() -> serde_json::Value,
 ) -> Result<()> {
@@ -432,13 +476,13 @@ pub fn agent_loop(
     let mut idle_since = Instant::now();
     loop {
         // Persistent session: goals sent while the robot was away are delivered on return.
-        let (client, mut conn) = Client::new(robot_options(cfg, false)?, REQUEST_CAP);
+        let (client, mut conn) = AsyncClient::new(robot_options(cfg, false)?, REQUEST_CAP);
         let mut fl = Inflight::default();
         let mut connected = false;
         let mut last_metrics = Instant::now();
         loop {
             if control.stop.load(Ordering::SeqCst) {
-                goodbye(&client, &mut conn, &cfg.robot_id);
+                goodbye(&client, &mut conn, &cfg.robot_id).await;
                 return Ok(());
             }
             if let Some(limit) = exit_when_idle
@@ -446,15 +490,15 @@ pub fn agent_loop(
                 && fl.idle()
                 && idle_since.elapsed() >= limit
             {
-                goodbye(&client, &mut conn, &cfg.robot_id);
+                goodbye(&client, &mut conn, &cfg.robot_id).await;
                 return Ok(());
             }
             if connected && control.outbox_changed.swap(false, Ordering::SeqCst) {
                 fl.reload(outbox)?;
             }
-            match conn.recv_timeout(Duration::from_millis(250)) {
-                Err(rumqttc::RecvTimeoutError::Timeout) => {}
-                Err(rumqttc::RecvTimeoutError::Disconnected) => break,
+            match recv_timeout(&mut conn, Duration::from_millis(250)).await {
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
                 Ok(Err(e)) => {
                     if let Some(err) = fatal(&cfg.broker.url, &e) {
                         return Err(err);
@@ -462,7 +506,7 @@ pub fn agent_loop(
                     if connected {
                         eprintln!("fleet: connection to {} lost ({e}); reconnecting", cfg.broker.url);
                     }
-                    std::thread::sleep(backoff);
+                    tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     break;
                 }
@@ -565,6 +609,15 @@ pub fn collect(
     broker: &BrokerConfig,
     client_id: &str,
     out: &Path,
+    stop: impl FnMut(&CollectReport, Duration) -> bool,
+) -> Result<CollectReport> {
+    runtime()?.block_on(collect_async(broker, client_id, out, stop))
+}
+
+async fn collect_async(
+    broker: &BrokerConfig,
+    client_id: &str,
+    out: &Path,
     mut stop: impl FnMut(&CollectReport, Duration) -> bool,
 ) -> Result<CollectReport> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -574,7 +627,7 @@ pub fn collect(
     'reconnect: loop {
         let mut opts = options(broker, client_id, false)?;
         opts.set_manual_acks(true);
-        let (client, mut conn): (Client, Connection) = Client::new(opts, REQUEST_CAP);
+        let (client, mut conn): (AsyncClient, EventLoop) = AsyncClient::new(opts, REQUEST_CAP);
         let mut unacked: VecDeque<rumqttc::Publish> = VecDeque::new();
         loop {
             while let Some(p) = unacked.pop_front() {
@@ -586,20 +639,20 @@ pub fn collect(
             if stop(&report, last_message.elapsed()) {
                 // Let the acknowledgements queued so far reach the broker before leaving, or
                 // the persistent session would deliver those episodes again next time.
-                disconnect(&client, &mut conn);
+                disconnect(&client, &mut conn).await;
                 return Ok(report);
             }
-            match conn.recv_timeout(Duration::from_millis(200)) {
-                Err(rumqttc::RecvTimeoutError::Timeout) => {}
-                Err(rumqttc::RecvTimeoutError::Disconnected) => continue 'reconnect,
+            match recv_timeout(&mut conn, Duration::from_millis(200)).await {
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => continue 'reconnect,
                 Ok(Err(e)) => {
-                    if let rumqttc::ConnectionError::ConnectionRefused(code) = &e {
+                    if let ConnectionError::ConnectionRefused(code) = &e {
                         bail!("broker {} refused the connection: {code:?}", broker.url);
                     }
-                    if matches!(e, rumqttc::ConnectionError::Tls(_)) {
+                    if matches!(e, ConnectionError::Tls(_)) {
                         bail!("broker {}: TLS failed: {e}", broker.url);
                     }
-                    std::thread::sleep(backoff);
+                    tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue 'reconnect;
                 }

@@ -1,10 +1,12 @@
 //! `arbor run`: arbor as a ROS 2 node (r2r, feature `ros2`).
 //!
-//! One thread, one loop at `tick_hz`: spin rcl (messages in), perceive the newest camera frame
-//! (detector -> tracker -> re-id -> working memory), tick the behavior tree against the robot's
-//! skills, publish status, entity markers and motion. Goals arrive as `std_msgs/String`: a tree
-//! (YAML or BT.CPP XML) runs as given; words go to the LLM planner (feature `llm`) on a worker
-//! thread, so the loop never blocks. The robot's skills are `ros_robot::RosRobot`.
+//! One loop at `tick_hz` on a tokio runtime (current thread, a `LocalSet`): rcl spins on a
+//! blocking thread of the runtime; subscriptions and action goals are tasks that file what
+//! arrives; each tick (synchronous) takes the inbox, perceives the newest camera frame
+//! (detector -> tracker -> re-id -> working memory), ticks the behavior tree against the robot's
+//! skills, publishes status, entity markers and motion. Goals arrive as `std_msgs/String`: a tree
+//! (YAML or BT.CPP XML) runs as given; words go to the LLM planner (feature `llm`) on a blocking
+//! worker of the runtime, so the loop never blocks. The robot's skills are `ros_robot::RosRobot`.
 //!
 //! This file is the node's ROS I/O only: the loop's memory, tick and records are
 //! [`arbor_runtime::Agent`]'s, the same as the simulator's.
@@ -45,11 +47,32 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-/// What the planner thread sends back: the tree, the model that wrote it, the plan's record.
+/// Clears its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// What the subscription tasks have filed since the last tick.
+#[derive(Default)]
+struct Inbox {
+    /// Every odometry pose, in order (the distance driven adds them all up).
+    poses: Vec<Pose2>,
+    camera_info: Option<CameraInfo>,
+    /// The newest frame; `superseded` counts frames replaced before a tick perceived them.
+    frame: Option<Image>,
+    superseded: u64,
+    goal: Option<String>,
+    /// Raw messages for the run's recording: (channel, CDR bytes).
+    raw: Vec<(usize, Vec<u8>)>,
+}
+
+/// What the planner worker returns: the tree, the model that wrote it, the plan's record.
 type PlanResult = Result<(Tree, String, PlanRecord)>;
 
 /// `arbor run` options (the `--ros-args ...` part is read by rcl from the process arguments).
@@ -254,7 +277,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         let q = if c.type_name.ends_with("/Image") { image_qos.clone() } else { qos() };
         raw_subs.push(node.subscribe_raw(&c.topic, &c.type_name, q).with_context(|| e("raw subscription", &c.topic))?);
     }
-    let mut raw_images_seen = 0u64;
     // Status is latched (transient local): a late subscriber still gets the latest.
     let status_pub = node
         .create_publisher::<StringMsg>(&status_topic, qos().transient_local())
@@ -270,7 +292,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let client =
         node.create_action_client::<ExecuteSkill>(&skill_action).with_context(|| e("action client", &skill_action))?;
     let server_up = Rc::new(RefCell::new(false));
-    let mut server_wait = Some(r2r::Node::is_available(&client).map_err(|e| anyhow!("{e}"))?.boxed_local());
+    let server_wait = r2r::Node::is_available(&client).map_err(|e| anyhow!("{e}"))?;
 
     let mut clock = NodeClock { clock: node.get_ros_clock(), origin: None, last: SimTime::ZERO };
     let out = Rc::new(Outputs { cmd_vel, goal_pose, map_frame: map_frame.clone(), clock: node.get_ros_clock() });
@@ -299,7 +321,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
     let mut pipeline: Option<Pipeline> = None;
     let mut perception_off = false;
-    let mut camera_info: Option<CameraInfo> = None;
     let mut frames = 0u64;
     let mut dropped = 0u64;
 
@@ -315,7 +336,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
     publish_status(&serde_json::json!({"state": "idle", "node": fq_name}));
 
-    let mut planning: Option<(String, Receiver<PlanResult>)> = None;
+    let mut planning: Option<(String, tokio::task::JoinHandle<PlanResult>)> = None;
     let mut n_runs = 0u64;
     // Odometry when the run started: the run's distance is what was driven since.
     let mut odometry_at_start = 0.0;
@@ -330,66 +351,114 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         None => None,
     };
     let period = Duration::from_secs_f64(1.0 / tick_hz);
-    let mut next = Instant::now();
     let mut last_markers = Instant::now();
 
-    while !stop.load(Ordering::SeqCst) {
-        let wait = next.saturating_duration_since(Instant::now());
-        node.spin_once(wait.min(period));
-        if Instant::now() < next {
-            continue;
-        }
-        next += period;
-        if next < Instant::now() {
-            next = Instant::now() + period;
-        }
-        let now = clock.now();
-        robot.now = now;
-        let mut cx = Context::from_waker(Waker::noop());
-        if let Some(w) = server_wait.as_mut()
-            && let Poll::Ready(r) = w.as_mut().poll(&mut cx)
-        {
-            *server_up.borrow_mut() = r.is_ok();
-            server_wait = None;
-        }
-        // Messages in: newest odometry and camera info, newest frame.
-        while let Poll::Ready(Some(o)) = odoms.poll_next_unpin(&mut cx) {
+    // The async side on tokio: rcl spins on a blocking thread of the runtime (messages in, action
+    // replies); each subscription is a task that files what arrives in the inbox; action goals
+    // are tasks too (`RosRobot`). The tick below stays synchronous: it takes the inbox as it is.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .context("starting the node's tokio runtime")?;
+    let tasks = tokio::task::LocalSet::new();
+    let _guard = tasks.enter();
+    let _runtime_guard = runtime.enter();
+    let node = Arc::new(std::sync::Mutex::new(node));
+    let spinning = Arc::new(AtomicBool::new(true));
+    let spinner = {
+        let (node, spinning) = (node.clone(), spinning.clone());
+        runtime.spawn_blocking(move || {
+            while spinning.load(Ordering::SeqCst) {
+                match node.lock() {
+                    Ok(mut n) => n.spin_once(Duration::from_millis(5)),
+                    Err(_) => break,
+                }
+            }
+        })
+    };
+    // Declared after the runtime, so dropped before it (on any early return too): the spinning
+    // thread ends, and the runtime's drop, which waits for its blocking threads, does not hang.
+    let _stop_spinning = StopOnDrop(spinning.clone());
+    let inbox = Rc::new(RefCell::new(Inbox::default()));
+    {
+        let up = server_up.clone();
+        tasks.spawn_local(async move {
+            let answered = server_wait.await;
+            *up.borrow_mut() = answered.is_ok();
+        });
+    }
+    let ib = inbox.clone();
+    tasks.spawn_local(async move {
+        while let Some(o) = odoms.next().await {
             let p = &o.pose.pose;
-            robot.set_pose(Pose2::new(p.position.x, p.position.y, yaw_of(&p.orientation)));
+            ib.borrow_mut().poses.push(Pose2::new(p.position.x, p.position.y, yaw_of(&p.orientation)));
         }
-        while let Poll::Ready(Some(i)) = infos.poll_next_unpin(&mut cx) {
-            camera_info = Some(i);
+    });
+    let ib = inbox.clone();
+    tasks.spawn_local(async move {
+        while let Some(i) = infos.next().await {
+            ib.borrow_mut().camera_info = Some(i);
         }
-        let mut frame_msg = None;
-        while let Poll::Ready(Some(img)) = images.poll_next_unpin(&mut cx) {
-            if frame_msg.is_some() {
+    });
+    let (ib, m) = (inbox.clone(), metrics.clone());
+    tasks.spawn_local(async move {
+        while let Some(img) = images.next().await {
+            let mut inbox = ib.borrow_mut();
+            if inbox.frame.replace(img).is_some() {
                 // A newer frame came before this one was perceived.
-                dropped += 1;
-                if let Some(m) = &metrics {
+                inbox.superseded += 1;
+                if let Some(m) = &m {
                     m.frames_dropped.inc();
                 }
             }
-            frame_msg = Some(img);
         }
-        let mut new_goal = None;
-        while let Poll::Ready(Some(g)) = goals.poll_next_unpin(&mut cx) {
-            new_goal = Some(g.data);
+    });
+    let ib = inbox.clone();
+    tasks.spawn_local(async move {
+        while let Some(g) = goals.next().await {
+            ib.borrow_mut().goal = Some(g.data);
         }
-        // Raw copies for the run's recording (a goal that starts a run is in its recording: the
-        // run starts below, after which these are written).
-        let mut raw_in: Vec<(usize, Vec<u8>)> = Vec::new();
-        for (i, sub) in raw_subs.iter_mut().enumerate() {
-            let image = ros_channels[i].type_name.ends_with("/Image");
-            while let Poll::Ready(Some(bytes)) = sub.poll_next_unpin(&mut cx) {
-                if image {
-                    raw_images_seen += 1;
-                    if !(raw_images_seen - 1).is_multiple_of(image_every.max(1)) {
-                        continue;
-                    }
+    });
+    // Raw copies for the run's recording, images decimated by `record_image_every`.
+    for (i, mut sub) in raw_subs.into_iter().enumerate() {
+        let image = ros_channels[i].type_name.ends_with("/Image");
+        let ib = inbox.clone();
+        tasks.spawn_local(async move {
+            let mut seen = 0u64;
+            while let Some(bytes) = sub.next().await {
+                seen += 1;
+                if image && !(seen - 1).is_multiple_of(image_every.max(1)) {
+                    continue;
                 }
-                raw_in.push((i, bytes));
+                ib.borrow_mut().raw.push((i, bytes));
             }
+        });
+    }
+    let mut pacing = tokio::time::interval(period);
+    pacing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut camera_info: Option<CameraInfo> = None;
+
+    while !stop.load(Ordering::SeqCst) {
+        // Between ticks the tasks run; wake at least every 100 ms to see a signal.
+        if tasks.block_on(&runtime, tokio::time::timeout(Duration::from_millis(100), pacing.tick())).is_err() {
+            continue;
         }
+        let now = clock.now();
+        robot.now = now;
+        // Messages in: every odometry pose (distance driven), newest camera info and frame.
+        let (frame_msg, mut new_goal, raw_in) = {
+            let mut inbox = inbox.borrow_mut();
+            for p in inbox.poses.drain(..) {
+                robot.set_pose(p);
+            }
+            if let Some(i) = inbox.camera_info.take() {
+                camera_info = Some(i);
+            }
+            dropped += std::mem::take(&mut inbox.superseded);
+            // A goal that starts a run is in its recording: the run starts below, after which
+            // the raw messages are written.
+            (inbox.frame.take(), inbox.goal.take(), std::mem::take(&mut inbox.raw))
+        };
         // Remote goals from the fleet: words, or a tree given with them.
         for g in fleet.as_ref().map(crate::fleet::Link::goals).unwrap_or_default() {
             new_goal = Some(match g.tree {
@@ -420,13 +489,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                 }
                 Ok(GoalText::Words(goal)) => {
                     publish_status(&serde_json::json!({"state": "planning", "goal": goal}));
-                    let (tx, rx) = sync_channel(1);
                     let context = plan_context(&cfg, &agent.memory);
                     let mut plan_args = args.plan.clone();
                     plan_args.metrics = metrics.clone();
                     let g = goal.clone();
                     let m = metrics.clone();
-                    std::thread::spawn(move || {
+                    let worker = tokio::task::spawn_blocking(move || {
                         // Names are checked by the planner's grammar and the tree check; whether
                         // a place is reachable is the navigator's call on a robot (no map here).
                         let check = |_: &Tree| Ok(());
@@ -435,16 +503,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                         if let Some(m) = &m {
                             crate::plan::observe(m, &planned, started.elapsed());
                         }
-                        let res = planned.map(|o| (o.tree.tree().clone(), o.model.clone(), o.record()));
-                        let _ = tx.send(res);
+                        planned.map(|o| (o.tree.tree().clone(), o.model.clone(), o.record()))
                     });
-                    planning = Some((goal, rx));
+                    planning = Some((goal, worker));
                 }
                 Err(e) => publish_status(&serde_json::json!({"state": "error", "error": format!("{e:#}")})),
             }
         }
-        if let Some((goal, rx)) = &planning {
-            match rx.try_recv() {
+        if let Some((goal, worker)) = planning.as_mut()
+            && worker.is_finished()
+            && let Some(done) = worker.now_or_never()
+        {
+            match done {
                 Ok(Ok((tree, model, record))) => {
                     let goal = goal.clone();
                     pending =
@@ -455,11 +525,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                     publish_status(&serde_json::json!({"state": "error", "goal": goal, "error": format!("{e:#}")}));
                     planning = None;
                 }
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => {
-                    publish_status(
-                        &serde_json::json!({"state": "error", "goal": goal, "error": "the planner stopped"}),
-                    );
+                Err(e) => {
+                    let error = format!("the planner stopped: {e}");
+                    publish_status(&serde_json::json!({"state": "error", "goal": goal, "error": error}));
                     planning = None;
                 }
             }
@@ -602,7 +670,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     out.twist(0.0);
     // Let the last messages (status, cancel requests) leave before the node goes.
-    node.spin_once(Duration::from_millis(100));
+    tasks.block_on(&runtime, tokio::time::sleep(Duration::from_millis(100)));
+    spinning.store(false, Ordering::SeqCst);
+    let _ = tasks.block_on(&runtime, spinner);
     println!("arbor: node stopped ({frames} frames, {dropped} dropped)");
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,8 @@
 //!   RViz use), arrival judged on odometry; halting sends the current pose (stop there);
 //! - `look_at`, `scan`: `cmd_vel` turns closed on odometry's heading; `wait`: the clock;
 //! - every other skill (`capture_photo`, `say`, ...): a goal of the `arbor_msgs/action/ExecuteSkill`
-//!   action to the robot's skill server; halting the node cancels the goal.
+//!   action to the robot's skill server (a task on the node's tokio `LocalSet` sends the goal and
+//!   awaits its result); halting the node cancels the goal.
 //!
 //! What skills leave in memory (photos, arrivals, speech) and the `photographed` condition are
 //! the runtime's, the same as on the simulator.
@@ -18,11 +19,8 @@ use r2r::std_msgs::msg::Header;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::f64::consts::PI;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 /// A header stamp from the node's ROS clock (simulated time under use_sim_time).
 pub fn now_msg(clock: &std::sync::Mutex<r2r::Clock>) -> r2r::builtin_interfaces::msg::Time {
@@ -72,14 +70,33 @@ impl Outputs {
     }
 }
 
-type RemoteFuture = Pin<Box<dyn Future<Output = SkillStatus>>>;
-
 enum Running {
-    Nav { goal: Point2, label: String, deadline: SimTime },
-    Turn { yaw: f64, label: String, deadline: SimTime },
-    Spin { turned: f64, last: Option<f64>, deadline: SimTime },
-    Wait { until: SimTime },
-    Remote { fut: RemoteFuture, handle: Rc<RefCell<Option<r2r::ActionClientGoal<ExecuteSkill>>>>, skill: String },
+    Nav {
+        goal: Point2,
+        label: String,
+        deadline: SimTime,
+    },
+    Turn {
+        yaw: f64,
+        label: String,
+        deadline: SimTime,
+    },
+    Spin {
+        turned: f64,
+        last: Option<f64>,
+        deadline: SimTime,
+    },
+    Wait {
+        until: SimTime,
+    },
+    /// An action goal on its way: a task on the node's tokio `LocalSet` sends it and awaits the
+    /// result, which the tick picks up from `result`.
+    Remote {
+        result: Rc<RefCell<Option<SkillStatus>>>,
+        task: tokio::task::JoinHandle<()>,
+        handle: Rc<RefCell<Option<r2r::ActionClientGoal<ExecuteSkill>>>>,
+        skill: String,
+    },
 }
 
 /// The robot as the tree sees it, over ROS 2.
@@ -146,7 +163,13 @@ impl RosRobot {
                 Err(e) => SkillStatus::Failure(format!("{skill}: no result from the skill server: {e}")),
             }
         };
-        Ok(Running::Remote { fut: Box::pin(fut), handle, skill: call.skill.to_string() })
+        let result = Rc::new(RefCell::new(None));
+        let r = result.clone();
+        let task = tokio::task::spawn_local(async move {
+            let status = fut.await;
+            *r.borrow_mut() = Some(status);
+        });
+        Ok(Running::Remote { result, task, handle, skill: call.skill.to_string() })
     }
 
     fn step(&mut self, id: CallId) -> SkillStatus {
@@ -208,13 +231,7 @@ impl RosRobot {
                     SkillStatus::Running
                 }
             }
-            Running::Remote { fut, .. } => {
-                let mut cx = Context::from_waker(Waker::noop());
-                match fut.as_mut().poll(&mut cx) {
-                    Poll::Pending => SkillStatus::Running,
-                    Poll::Ready(s) => s,
-                }
-            }
+            Running::Remote { result, .. } => result.borrow_mut().take().unwrap_or(SkillStatus::Running),
         };
         if !status.is_running() {
             self.running.remove(&id);
@@ -292,13 +309,14 @@ impl Robot for RosRobot {
                 self.out.twist(0.0);
             }
             Some(Running::Turn { .. } | Running::Spin { .. }) => self.out.twist(0.0),
-            Some(Running::Remote { handle, skill, .. }) => {
+            Some(Running::Remote { handle, skill, task, .. }) => {
                 if let Some(goal) = handle.borrow().as_ref() {
                     // The request goes out now; its answer is not waited for.
                     if let Err(e) = goal.cancel() {
                         eprintln!("arbor: cancelling {skill} failed: {e}");
                     }
                 }
+                task.abort();
             }
             Some(Running::Wait { .. }) | None => {}
         }

@@ -20,6 +20,8 @@ mod mosquitto;
 mod observability;
 #[cfg(feature = "llm")]
 mod planner_llm;
+#[path = "../common/prom.rs"]
+mod prom;
 mod recording;
 mod sim_runs;
 mod tree_cli;

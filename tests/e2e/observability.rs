@@ -1,7 +1,11 @@
 //! Observability end to end: `/metrics` scraped while a paced run goes, the Grafana dashboard's
 //! queries name metrics that exist, and `arbor report` rendered by headless Chromium.
 
+use crate::prom::families;
+#[cfg(feature = "llm")]
+use crate::prom::moved;
 use crate::{SCENARIO, TREE, arbor, root, stderr, stdout};
+#[cfg(feature = "llm")]
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -24,16 +28,6 @@ fn value(metrics: &str, name: &str) -> f64 {
         .lines()
         .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse().unwrap()))
         .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
-}
-
-/// Metric family names in a scrape (`# TYPE <name> <kind>` lines).
-fn families(metrics: &str) -> BTreeSet<String> {
-    metrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split(' ').next())
-        .map(String::from)
-        .collect()
 }
 
 /// `arbor sim <args> --metrics-addr 127.0.0.1:0 --linger 30`, scraped while the run goes (a
@@ -83,27 +77,12 @@ fn scrape_along(args: &[&str]) -> (BTreeSet<String>, String) {
     (seen, last)
 }
 
-/// The families of a scrape with a sample above zero (a counter, a gauge, a histogram's count).
-#[cfg(feature = "llm")]
-fn moved(m: &str) -> BTreeSet<String> {
-    families(m)
-        .into_iter()
-        .filter(|family| {
-            m.lines().filter(|l| !l.starts_with('#')).any(|l| {
-                let name = l.split(['{', ' ']).next().unwrap_or("");
-                let ours = name == family || name.strip_prefix(family.as_str()).is_some_and(|r| r == "_count");
-                ours && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0)
-            })
-        })
-        .collect()
-}
-
 /// Every registered metric moves: a camera run (the hand tree) plus a planned run with memory
-/// retrieval, each scraped at its end. Four move only where their event happens, and are
-/// asserted elsewhere or not at all: `plan_cache_hits_total` and
-/// `duplicate_requests_avoided_total` (a second plan in one process: `plan.rs`'s test asserts
-/// the cache hit), `frames_dropped_total` and `errors_total` (a frame lost, a node's runtime
-/// error: none in a good run).
+/// retrieval, each scraped along. Four move only where their event happens, which a simulator
+/// run does not have: `plan_cache_hits_total` and `duplicate_requests_avoided_total` (the same
+/// goal again in one process), `frames_dropped_total` (the simulator renders every frame it
+/// perceives) and `errors_total` (a node's runtime error). The robot's session in
+/// `tests/ros2` (`..._and_every_metric_moves`) has all four and asserts every family moved.
 #[cfg(feature = "llm")]
 #[test]
 fn a_camera_run_plus_a_planned_run_move_every_metric() {

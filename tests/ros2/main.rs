@@ -17,6 +17,8 @@
 // mod launch;
 #[path = "../common/mosquitto.rs"]
 mod mosquitto;
+#[path = "../common/prom.rs"]
+mod prom;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -116,9 +118,14 @@ fn peer(dir: &Path, domain: &str, args: &[&str], timeout_s: u64) -> serde_json::
 
 /// The astronaut photograph as raw rgb8 (what a camera driver publishes).
 fn photo(dir: &Path) -> (PathBuf, String) {
-    let src = arbor_perception::onnx::models_dir().join("images/astronaut.png");
+    photo_of(dir, "astronaut")
+}
+
+/// One of the test photographs (`astronaut`: one face; `coffee`, `chelsea`: none) as raw rgb8.
+fn photo_of(dir: &Path, name: &str) -> (PathBuf, String) {
+    let src = arbor_perception::onnx::models_dir().join(format!("images/{name}.png"));
     let img = image::open(&src).unwrap_or_else(|e| panic!("{}: {e} (run bash .ci/models)", src.display())).to_rgb8();
-    let p = dir.join("astronaut.rgb");
+    let p = dir.join(format!("{name}.rgb"));
     std::fs::write(&p, img.as_raw()).unwrap();
     (p, format!("{}x{}", img.width(), img.height()))
 }
@@ -439,23 +446,97 @@ fn bad_params_and_config_are_clear_errors_not_panics() {
 /// the plan it writes runs against the rclpy robot to an end. The base model's plans are
 /// often wrong (see the learning loop); what is checked is the path: planning -> running ->
 /// an outcome, with the plan recorded.
+///
+/// The same node is the robot side of "every registered metric moves": its camera runs at
+/// 5 Hz against 2 ticks a second (frames superseded before a tick takes them are dropped), the
+/// goal arrives twice 0.3 s apart once the camera's first sighting is in memory (the second,
+/// identical request joins the first in flight: one generation, one model load), and a tree
+/// whose script reads a key nobody set ends the session (a node's runtime error). Scraped all
+/// along, every metric family the node registers must have moved but one:
+/// `plan_cache_hits_total`, because a robot's second identical goal after a run is not an
+/// identical request (the run changed its memory, so the prompt differs, and the cache rightly
+/// misses); the same request twice in one process counts its hit in `agent/src/plan.rs`'s test.
 #[cfg(feature = "llm")]
 #[test]
-fn a_goal_in_words_is_planned_by_the_llm_and_run() {
+fn a_goal_in_words_is_planned_by_the_llm_and_run_and_every_metric_moves() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("node.yaml"), NODE_YAML_BLIND).unwrap();
+    std::fs::write(dir.join("node.yaml"), NODE_YAML).unwrap();
     std::fs::write(dir.join("goal.txt"), "go to the kitchen and say hello").unwrap();
+    std::fs::write(
+        dir.join("bad_key.yaml"),
+        "name: bad_key\nroot:\n  sequence:\n    - script: {code: \"n := missing_key + 1\"}\n    - say: {text: hi}\n",
+    )
+    .unwrap();
+    // No face in view while planning: what the camera adds to memory cannot change the prompt
+    // between the two identical requests (the detector, tracker and memory still run on every
+    // frame); a face once the planned run ended (entities tracked and remembered).
+    let (raw, size) = photo_of(dir, "coffee");
+    let (face, face_size) = photo(dir);
     let d = domain(4);
-    let mut node = arbor_node(dir, &d, &["--config", "node.yaml", "--max-tokens", "320"]);
-    let report = peer(dir, &d, &["--goal-file", "goal.txt"], 120);
+    let metrics_port = mosquitto::free_port();
+    let addr = format!("metrics_addr:=127.0.0.1:{metrics_port}");
+    let mut node = arbor_node(
+        dir,
+        &d,
+        &["--config", "node.yaml", "--max-tokens", "320", "--ros-args", "-p", &addr, "-p", "tick_hz:=2.0"],
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scraper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut moved = std::collections::BTreeSet::new();
+            let mut last = String::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Some(text) = prom::try_scrape(metrics_port) {
+                    moved.extend(prom::moved(&text));
+                    last = text;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            (moved, last)
+        })
+    };
+    let args = [
+        "--goal-file",
+        "goal.txt",
+        "--goal-file",
+        "bad_key.yaml",
+        "--repeat-first",
+        "1",
+        "--settle",
+        "2",
+        "--linger",
+        "4",
+    ];
+    let images = ["--image", raw.to_str().unwrap(), "--image-size", &size, "--image-later", face.to_str().unwrap()];
+    let images = [&images[..], &["--image-later-size", &face_size]].concat();
+    let report = peer(dir, &d, &[&args[..], &images[..]].concat(), 240);
+    std::thread::sleep(Duration::from_millis(600));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (moved, last) = scraper.join().unwrap();
     let (code, out, err) = node.interrupt(Duration::from_secs(15));
     assert_eq!(code, Some(0), "{out}\n{err}");
     let states: Vec<&str> = report["states"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     assert!(states.contains(&"planning"), "{report}\n{out}\n{err}");
     assert_eq!(report["finished"], true, "{report}\n{out}\n{err}");
     let runs = run_dirs(dir);
+    assert_eq!(runs.len(), 2, "{runs:?}\n{report}\n{out}\n{err}");
     assert!(runs[0].join("plan.json").exists() && runs[0].join("outcome.json").exists(), "{runs:?}");
+    let families = prom::families(&last);
+    assert!(families.len() >= 15, "{last}");
+    let still: Vec<&String> =
+        families.iter().filter(|f| !moved.contains(*f) && f.as_str() != "arbor_plan_cache_hits_total").collect();
+    assert!(still.is_empty(), "registered on the node and never moved: {still:?}\n{last}");
+    for (name, at_least) in [
+        ("arbor_duplicate_requests_avoided_total", 1.0),
+        ("arbor_frames_dropped_total", 1.0),
+        ("arbor_errors_total{kind=\"node_runtime\"}", 1.0),
+        ("arbor_plans_total{result=\"ok\"}", 1.0),
+    ] {
+        let v = prom::sample(&last, name).unwrap_or(0.0);
+        assert!(v >= at_least, "{name} = {v} (want >= {at_least}):\n{last}");
+    }
 }
 
 /// GET /metrics: the Prometheus text, as (name with labels -> value).

@@ -61,6 +61,11 @@ class Peer(Node):
         self.statuses = []
         self.markers = []
         self.done = threading.Event()
+        # Runs that ended (succeeded/failed); goals that ended, with a run or with an error (a
+        # plan refused): `done` is set when every goal sent has ended.
+        self.finished = 0
+        self.ended = 0
+        self.expected_runs = max(1, len(args.goal_file))
         latched = QoSProfile(depth=10, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
         self.create_subscription(PoseStamped, args.goal_pose_topic, self.on_goal_pose, 10)
         self.create_subscription(Twist, args.cmd_vel_topic, self.on_cmd_vel, 10)
@@ -79,6 +84,8 @@ class Peer(Node):
             cancel_callback=self.on_cancel,
         )
         self.image = load_rgb(args.image, args.image_size) if args.image else None
+        # The camera's view once the first goal has ended (a face walks in, say).
+        self.image_later = load_rgb(args.image_later, args.image_later_size) if args.image_later else None
         self.create_timer(0.05, self.step_base)
         if self.image is not None:
             self.create_timer(0.2, self.send_image)
@@ -111,7 +118,16 @@ class Peer(Node):
         with self.lock:
             self.statuses.append(s)
         if s.get("state") in ("succeeded", "failed") and "outcome" in s:
-            self.done.set()
+            with self.lock:
+                self.finished += 1
+                self.ended += 1
+                if self.ended >= self.expected_runs:
+                    self.done.set()
+        elif s.get("state") == "error" and "goal" in s:
+            with self.lock:
+                self.ended += 1
+                if self.ended >= self.expected_runs:
+                    self.done.set()
         if s.get("state") == "halted":
             self.done.set()
 
@@ -171,12 +187,15 @@ class Peer(Node):
         self.odom_pub.publish(o)
 
     def send_image(self):
-        h, w, _ = self.image.shape
+        with self.lock:
+            later = self.image_later is not None and self.ended >= 1
+        image = self.image_later if later else self.image
+        h, w, _ = image.shape
         msg = Image()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = "camera"
         msg.height, msg.width, msg.encoding, msg.step = h, w, "rgb8", w * 3
-        msg.data = self.image.tobytes()
+        msg.data = image.tobytes()
         self.image_pub.publish(msg)
         info = CameraInfo()
         info.header = msg.header
@@ -188,7 +207,11 @@ class Peer(Node):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--goal-file", default="", help="the goal to send (none: another sends it, e.g. the fleet)")
+    ap.add_argument("--goal-file", action="append", default=[],
+                    help="a goal to send (none: another sends it, e.g. the fleet); several: each after the "
+                    "previous one's run ended")
+    ap.add_argument("--repeat-first", type=int, default=0,
+                    help="send the first goal again this many times, 0.3 s apart (a duplicated request)")
     ap.add_argument("--goal-topic", default="arbor/goal")
     ap.add_argument("--status-topic", default="arbor/status")
     ap.add_argument("--entities-topic", default="arbor/entities")
@@ -200,7 +223,12 @@ def main():
     ap.add_argument("--skill-action", default="arbor/execute_skill")
     ap.add_argument("--image", default="", help="raw rgb8 pixels")
     ap.add_argument("--image-size", default="", help="WxH of --image")
+    ap.add_argument("--image-later", default="", help="raw rgb8 pixels sent instead once the first goal ended")
+    ap.add_argument("--image-later-size", default="", help="WxH of --image-later")
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--linger", type=float, default=0.0, help="seconds to stay up after the last goal ended")
+    ap.add_argument("--settle", type=float, default=1.0,
+                    help="seconds between the node's subscription and the first goal (its first frames)")
     ap.add_argument("--clock-rate", type=float, default=0.0, help="publish /clock at this multiple of real time")
     ap.add_argument("--interrupt-pid", type=int, default=0, help="SIGINT this process (arbor, started by the test) ...")
     ap.add_argument("--interrupt-after", type=float, default=3.0, help="... this long after the goal was sent")
@@ -211,23 +239,35 @@ def main():
     ex.add_node(peer)
     th = threading.Thread(target=ex.spin, daemon=True)
     th.start()
-    goal = open(args.goal_file).read() if args.goal_file else None
+    goals = [open(f).read() for f in args.goal_file]
     deadline = time.time() + args.timeout
     # Wait until arbor's node has subscribed to the goal topic (discovery), then send the goal.
     while peer.goal_pub.get_subscription_count() == 0 and time.time() < deadline:
         time.sleep(0.05)
     # The node's first frames (perception) before the goal.
-    time.sleep(1.0)
-    if goal is not None:
+    time.sleep(args.settle)
+    for k, goal in enumerate(goals):
+        while k > 0 and time.time() < deadline:
+            with peer.lock:
+                if peer.ended >= k:
+                    break
+            time.sleep(0.05)
         peer.goal_pub.publish(String(data=goal))
+        for _ in range(args.repeat_first if k == 0 else 0):
+            time.sleep(0.3)
+            peer.goal_pub.publish(String(data=goal))
     if args.interrupt_pid:
         time.sleep(args.interrupt_after)
         os.kill(args.interrupt_pid, signal.SIGINT)
     ok = peer.done.wait(max(0.0, deadline - time.time()))
+    # Keep the robot up (camera, base) a little after the last goal ended.
+    time.sleep(args.linger)
     time.sleep(0.3)
     with peer.lock:
         report = {
             "finished": ok,
+            "runs_finished": peer.finished,
+            "errors": [s for s in peer.statuses if s.get("state") == "error"],
             "final": peer.statuses[-1] if peer.statuses else None,
             "states": sorted({s.get("state", "") for s in peer.statuses}),
             "skill_calls": peer.skill_calls,

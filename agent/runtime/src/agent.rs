@@ -335,6 +335,9 @@ impl Agent {
         };
         if let Some(m) = &self.metrics {
             m.observations.inc_by(observations.len() as u64);
+            // What memory holds follows perception, also between runs (a robot perceives idle).
+            m.tracked_entities.set(self.memory.in_view().count() as i64);
+            m.working_memory_entities.set(self.memory.len() as i64);
         }
         let memory = &self.memory;
         let entity_event = |kind: EventKind, id: &EntityId, verb: &str| {

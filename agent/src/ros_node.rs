@@ -67,7 +67,9 @@ struct Inbox {
     /// The newest frame; `superseded` counts frames replaced before a tick perceived them.
     frame: Option<Image>,
     superseded: u64,
-    goal: Option<String>,
+    /// Goals in arrival order: each replaces the one before it, in turn, at the next tick (two
+    /// arriving between ticks are both seen: an identical second request joins the first's plan).
+    goals: Vec<String>,
     /// Raw messages for the run's recording: (channel, CDR bytes).
     raw: Vec<(usize, Vec<u8>)>,
 }
@@ -416,7 +418,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let ib = inbox.clone();
     tasks.spawn_local(async move {
         while let Some(g) = goals.next().await {
-            ib.borrow_mut().goal = Some(g.data);
+            ib.borrow_mut().goals.push(g.data);
         }
     });
     // Raw copies for the run's recording, images decimated by `record_image_every`.
@@ -446,7 +448,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         let now = clock.now();
         robot.now = now;
         // Messages in: every odometry pose (distance driven), newest camera info and frame.
-        let (frame_msg, mut new_goal, raw_in) = {
+        let (frame_msg, mut new_goals, raw_in) = {
             let mut inbox = inbox.borrow_mut();
             for p in inbox.poses.drain(..) {
                 robot.set_pose(p);
@@ -457,11 +459,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             dropped += std::mem::take(&mut inbox.superseded);
             // A goal that starts a run is in its recording: the run starts below, after which
             // the raw messages are written.
-            (inbox.frame.take(), inbox.goal.take(), std::mem::take(&mut inbox.raw))
+            (inbox.frame.take(), std::mem::take(&mut inbox.goals), std::mem::take(&mut inbox.raw))
         };
         // Remote goals from the fleet: words, or a tree given with them.
         for g in fleet.as_ref().map(crate::fleet::Link::goals).unwrap_or_default() {
-            new_goal = Some(match g.tree {
+            new_goals.push(match g.tree {
                 Some(mut t) => {
                     if !t.lines().any(|l| l.starts_with("goal:")) {
                         t = format!("goal: {:?}\n{t}", g.goal);
@@ -473,14 +475,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
 
         // A new goal replaces what runs: halt it, close its records.
-        if let Some(text) = new_goal {
+        for text in new_goals {
             if agent.is_running() {
                 agent.halt(now, &mut robot, Stop::Outside("replaced by a new goal".into()));
                 let f = agent.finish(now, run_end(&robot, odometry_at_start)).context("closing the run's records")?;
                 fleet_stats.finished(&f, fleet.as_ref());
                 println!("arbor: halted for a new goal ({})", f.dir.display());
             }
+            // ... and what was about to run: a plan in flight, a tree not started yet.
             planning = None;
+            pending = None;
             match read_goal(&text, &goal_topic) {
                 Ok(GoalText::Tree(tree)) => {
                     let goal = tree.goal.clone().unwrap_or_else(|| tree.name.clone());

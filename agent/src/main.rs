@@ -3,8 +3,9 @@
 //! Over 600 lines: the whole CLI (clap definitions) and its dispatch.
 
 use anyhow::{Context, Result, bail};
+use arbor_behaviors::manifest::Backend;
 use arbor_behaviors::metrics::{Metrics, Stage};
-use arbor_behaviors::{NodeLibrary, SkillKind, export, load_tree, xml, yaml};
+use arbor_behaviors::{NodeLibrary, SkillKind, SkillManifest, export, load_tree, xml, yaml};
 use arbor_sim::runner::LiveOptions;
 use arbor_sim::{RunConfig, Scenario};
 use clap::{Parser, Subcommand};
@@ -25,6 +26,7 @@ mod plan;
 mod replay_cmd;
 mod report;
 mod ros_config;
+mod ros_iface;
 mod ros_msgdef;
 #[cfg(feature = "ros2")]
 mod ros_node;
@@ -126,8 +128,16 @@ enum Command {
         #[command(subcommand)]
         command: TreeCommand,
     },
-    /// List the skills a tree can use against the simulator, with their parameters.
-    Skills,
+    /// List the skills a tree can use (the photographer's, or a manifest's), with their ports
+    /// and how each backend runs them.
+    Skills {
+        /// A skill manifest (YAML) instead of the photographer's; it is checked for both backends.
+        #[arg(long)]
+        skills: Option<PathBuf>,
+        /// Print the registry as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-execute a run's recording (run directory or .mcap) and check every transition.
     /// Exit 0 when identical, 1 with the first divergence, 2 when the recording is unusable.
     Replay {
@@ -281,6 +291,9 @@ enum TreeCommand {
         /// Also check that places and entities named in the trees exist in this scenario.
         #[arg(long)]
         scenario: Option<PathBuf>,
+        /// The robot's skill manifest [default: the scenario's `skills:`, else the photographer's].
+        #[arg(long)]
+        skills: Option<PathBuf>,
     },
     /// Convert between formats, chosen by extension: .xml (BT.CPP v4) and .yaml/.yml (arbor).
     Convert {
@@ -390,8 +403,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Plan { goal, scenario, seed, output, plan } => plan_cmd(&goal, &scenario, seed, output, &plan),
-        Command::Tree { command: TreeCommand::Validate { files, lenient, manifests, scenario } } => {
-            validate(files, lenient, manifests, scenario)
+        Command::Tree { command: TreeCommand::Validate { files, lenient, manifests, scenario, skills } } => {
+            validate(files, lenient, manifests, scenario, skills)
         }
         Command::Tree { command: TreeCommand::Convert { input, output, lenient } } => convert(input, output, lenient),
         Command::Tree { command: TreeCommand::Dot { file, mermaid } } => {
@@ -405,18 +418,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Memory { command } => memory_cmd::run(command),
         Command::Perceive(args) => perceive_cmd::perceive(&args),
         Command::Btlog { run, output } => replay_cmd::btlog(&run, &output),
-        Command::Skills => {
-            for s in arbor_sim::registry().iter() {
-                let kind = if s.kind == SkillKind::Action { "action" } else { "condition" };
-                println!("{} ({kind}): {}", s.name, s.description);
-                for p in &s.params {
-                    let req = if p.required { "required" } else { "optional" };
-                    let def = p.default.as_ref().map(|d| format!(", default {d}")).unwrap_or_default();
-                    println!("    {}: {} ({req}{def}) {}", p.name, p.ty, p.description);
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Skills { skills, json } => skills_cmd(skills.as_deref(), json),
     }
 }
 
@@ -427,8 +429,10 @@ fn plan_cmd(
     output: Option<PathBuf>,
     args: &plan::PlanArgs,
 ) -> Result<ExitCode> {
-    let scenario = Scenario::load(scenario_path)?;
-    let outcome = plan::plan(goal, &scenario, seed, args)?;
+    let mut scenario = Scenario::load(scenario_path)?;
+    let mut args = args.clone();
+    scenario.manifest = args.resolve_skills(scenario.manifest.clone(), Backend::Sim)?;
+    let outcome = plan::plan(goal, &scenario, seed, &args)?;
     let text = yaml::to_yaml(outcome.tree.tree());
     println!("plan      {}", outcome.plan_text);
     let f = &outcome.figures;
@@ -519,7 +523,11 @@ fn sim(
     };
     let scenario_text = std::fs::read_to_string(&scenario_path)
         .with_context(|| format!("reading scenario {}", scenario_path.display()))?;
-    let scenario = Scenario::parse(&scenario_text, &scenario_path.display().to_string())?;
+    let mut scenario = Scenario::parse(&scenario_text, &scenario_path.display().to_string())?;
+    scenario.resolve_skills(&scenario_path)?;
+    let mut plan_args = plan_args.clone();
+    scenario.manifest = plan_args.resolve_skills(scenario.manifest.clone(), Backend::Sim)?;
+    let plan_args = &plan_args;
     let mut plan_timing = None;
     let mut plan_wall = None;
     let (tree, tree_source, tree_author, plan) = match tree {
@@ -615,8 +623,62 @@ fn sim(
     Ok(if summary.outcome == arbor_sim::runner::Outcome::Success { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+/// `arbor skills`: every skill with its ports and bindings, memory-backed conditions last.
+fn skills_cmd(file: Option<&std::path::Path>, json: bool) -> Result<ExitCode> {
+    let manifest = match file {
+        Some(f) => SkillManifest::load(f)?,
+        None => arbor_runtime::skills::photographer(),
+    };
+    let registry = arbor_runtime::skills::registry_of(&manifest);
+    if json {
+        let all: Vec<&arbor_behaviors::SkillSpec> = registry.iter().collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("skills of {}", manifest.source);
+    for s in registry.iter() {
+        let kind = if s.kind == SkillKind::Action { "action" } else { "condition" };
+        println!("{} ({kind}): {}", s.name, s.description);
+        for p in &s.params {
+            let req = if p.required { "required" } else { "optional" };
+            let def = p.default.as_ref().map(|d| format!(", default {d}")).unwrap_or_default();
+            println!("    {}: {} ({req}{def}) {}", p.name, p.ty, p.description);
+        }
+        for p in &s.outputs {
+            println!("    -> {}: {} (output) {}", p.name, p.ty, p.description);
+        }
+        let bindings = match manifest.get(&s.name) {
+            None => "memory (every backend)".to_string(),
+            Some(d) => {
+                let mut b = Vec::new();
+                if let Some(x) = &d.builtin {
+                    b.push(format!("builtin {x}"));
+                }
+                if d.sim.is_some() {
+                    b.push("sim model".to_string());
+                }
+                if let Some(r) = &d.ros2 {
+                    b.push(format!("ros2 {}", r.interface()));
+                }
+                b.join(", ")
+            }
+        };
+        println!("    runs on: {bindings}");
+    }
+    for backend in [Backend::Sim, Backend::Ros2] {
+        if let Err(e) = manifest.check_backend(backend) {
+            println!("note: {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn library(manifests: &[PathBuf]) -> Result<NodeLibrary> {
-    let mut lib = NodeLibrary::with_skills(&arbor_sim::registry());
+    library_with(manifests, &arbor_sim::registry())
+}
+
+fn library_with(manifests: &[PathBuf], registry: &arbor_behaviors::SkillRegistry) -> Result<NodeLibrary> {
+    let mut lib = NodeLibrary::with_skills(registry);
     for m in manifests {
         lib.load_manifest(m).map_err(anyhow::Error::msg)?;
     }
@@ -628,15 +690,22 @@ fn validate(
     lenient: bool,
     manifests: Vec<PathBuf>,
     scenario: Option<PathBuf>,
+    skills: Option<PathBuf>,
 ) -> Result<ExitCode> {
     if files.is_empty() {
         bail!("no tree files given");
     }
-    let lib = library(&manifests)?;
-    let vocab = match &scenario {
-        Some(p) => Some(Scenario::load(p)?.vocabulary()),
-        None => None,
+    let scenario = scenario.as_deref().map(Scenario::load).transpose()?;
+    let manifest = match &skills {
+        Some(f) => Some(SkillManifest::load(f)?),
+        None => scenario.as_ref().and_then(|s| s.manifest.as_deref().cloned()),
     };
+    let registry = match &manifest {
+        Some(m) => arbor_runtime::skills::registry_of(m),
+        None => arbor_sim::registry(),
+    };
+    let lib = library_with(&manifests, &registry)?;
+    let vocab = scenario.as_ref().map(Scenario::vocabulary);
     let mut failed = 0;
     for f in &files {
         let source = f.display().to_string();

@@ -53,6 +53,35 @@ pub struct PlanArgs {
     /// `retrieval` stage (set by the binary where it serves /metrics).
     #[arg(skip)]
     pub metrics: Option<std::sync::Arc<arbor_behaviors::metrics::Metrics>>,
+    /// The robot's skill manifest (YAML): what trees may use, what the planner is told and
+    /// constrained to, what the simulator models [default: the scenario's `skills:`, else the
+    /// photographer's, sim/skills/photographer.yaml].
+    #[arg(long)]
+    pub skills: Option<PathBuf>,
+    /// The manifest in use (from `--skills` or the scenario), resolved by the entry point.
+    #[arg(skip)]
+    pub manifest: Option<std::sync::Arc<arbor_behaviors::SkillManifest>>,
+}
+
+impl PlanArgs {
+    /// Resolves the skill manifest: `--skills` (checked for `backend`), else `fallback` (the
+    /// scenario's). The error names the manifest's file, line, skill and field.
+    pub fn resolve_skills(
+        &mut self,
+        fallback: Option<std::sync::Arc<arbor_behaviors::SkillManifest>>,
+        backend: arbor_behaviors::manifest::Backend,
+    ) -> Result<Option<std::sync::Arc<arbor_behaviors::SkillManifest>>> {
+        let m = match &self.skills {
+            Some(f) => {
+                let m = arbor_behaviors::SkillManifest::load(f)?;
+                m.check_backend(backend)?;
+                Some(std::sync::Arc::new(m))
+            }
+            None => fallback,
+        };
+        self.manifest = m.clone();
+        Ok(m)
+    }
 }
 
 /// Replaces the names of people and places in `text` by "someone" and "place" (whole
@@ -364,15 +393,23 @@ pub mod loaded {
     use std::sync::{Arc, Mutex, OnceLock};
     use std::time::{Duration, Instant};
 
-    type Key = (PathBuf, usize, u32, PromptStyle);
+    /// Model, threads, attempts, prompt style, and the skill manifest's text (empty: default).
+    type Key = (PathBuf, usize, u32, PromptStyle, String);
     pub type Shared = Arc<Planner<LlamaGenerator>>;
 
     static PLANNERS: OnceLock<Mutex<HashMap<Key, Shared>>> = OnceLock::new();
     static LOAD_TIME: Mutex<Duration> = Mutex::new(Duration::ZERO);
 
     /// The planner for a model and settings, loading the model the first time.
-    pub fn planner(path: &Path, threads: usize, attempts: u32, style: PromptStyle) -> Result<Shared> {
-        let key = (path.to_path_buf(), threads, attempts, style);
+    pub fn planner(
+        path: &Path,
+        threads: usize,
+        attempts: u32,
+        style: PromptStyle,
+        skills: Option<&arbor_behaviors::SkillManifest>,
+    ) -> Result<Shared> {
+        let key =
+            (path.to_path_buf(), threads, attempts, style, skills.map(|m| m.text().to_string()).unwrap_or_default());
         let mut map = PLANNERS.get_or_init(Default::default).lock().map_err(|_| anyhow::anyhow!("planner lock"))?;
         if let Some(p) = map.get(&key) {
             return Ok(p.clone());
@@ -382,7 +419,11 @@ pub mod loaded {
         if let Ok(mut t) = LOAD_TIME.lock() {
             *t += started.elapsed();
         }
-        let mut planner = Planner::new(generator, arbor_runtime::skills::registry());
+        let registry = match skills {
+            Some(m) => arbor_runtime::skills::registry_of(m),
+            None => arbor_runtime::skills::registry(),
+        };
+        let mut planner = Planner::new(generator, registry);
         planner.max_attempts = attempts;
         planner.prompt_budget_chars = arbor_runtime::PLAN_PROMPT_BUDGET;
         planner.prompt_style = style;
@@ -420,7 +461,7 @@ pub fn plan_in(
     let path = args.model.clone().unwrap_or_else(default_model_path);
     let card = model_card(&path)?;
     let style = args.prompt_style.unwrap_or(card.prompt_style);
-    let planner = loaded::planner(&path, args.threads, args.attempts.max(1), style)?;
+    let planner = loaded::planner(&path, args.threads, args.attempts.max(1), style, args.manifest.as_deref())?;
     let retrieval = std::time::Instant::now();
     if let Some(db) = &args.memory {
         context.remembered = remembered(db, goal, args.memory_tokens)?;

@@ -307,7 +307,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         cfg.navigation.clone(),
     );
     // The runtime: working memory, the run in progress and its records (the simulator's, too).
-    let mut agent = Agent::new(arbor_runtime::skills::registry(), &cfg.memory, metrics.clone());
+    let recorded_skills = manifest.as_ref().map(arbor_runtime::skills::recorded);
+    let registry = match &manifest {
+        Some(m) => arbor_runtime::skills::registry_of(m),
+        None => arbor_runtime::skills::registry(),
+    };
+    let mut agent = Agent::new(registry, &cfg.memory, metrics.clone());
     // A robot's tree ticks cost little next to the meter: time one tick in 16.
     agent.sample_ticks_every(16);
     // The status message of each tick lists its skill events.
@@ -556,6 +561,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                 plan: p.plan,
                 plan_context: plan_context(&cfg, &agent.memory),
                 ros_channels: ros_channels.clone(),
+                skills: recorded_skills.clone(),
             };
             match agent.start(now, spec) {
                 Ok(dir) => {

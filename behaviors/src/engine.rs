@@ -16,7 +16,9 @@
 //! Over 600 lines: one arena interpreter: every node kind's tick shares the flat node state, split it would spread one struct's invariants over files.
 
 use crate::blackboard::Blackboard;
-use crate::library::{Builtin, Category, Implementation, NodeLibrary, POST_CONDITIONS, PRE_CONDITIONS, PortSpec};
+use crate::library::{
+    Builtin, Category, Implementation, NodeLibrary, POST_CONDITIONS, PRE_CONDITIONS, PortDir, PortSpec,
+};
 use crate::record::TickSink;
 use crate::robot::{CallId, Robot, SkillCall, SkillStatus};
 use crate::script::{Env, Script, Slot, loosely_equal};
@@ -100,6 +102,8 @@ struct SkillLeaf {
     params: Params,
     /// Parameters read from the blackboard at each start.
     dynamic: Vec<(String, Slot, ParamType)>,
+    /// Output ports remapped to blackboard entries: written when a call succeeds.
+    outputs: Vec<(String, Slot)>,
 }
 
 #[derive(Debug, Clone)]
@@ -431,7 +435,14 @@ impl Builder<'_> {
                 let spec = spec.ok_or_else(|| self.err(path, "no spec".into()))?;
                 let mut params = Params::new();
                 let mut dynamic = Vec::new();
+                let mut outputs = Vec::new();
                 for p in &spec.ports {
+                    if p.dir == PortDir::Output {
+                        if let Some(key) = node.attr(&p.name).and_then(blackboard_ref) {
+                            outputs.push((p.name.clone(), self.slot(scope, key)));
+                        }
+                        continue;
+                    }
                     match node.attr(&p.name) {
                         Some(v) => match blackboard_ref(v) {
                             Some(key) => dynamic.push((p.name.clone(), self.slot(scope, key), p.ty.clone())),
@@ -446,7 +457,7 @@ impl Builder<'_> {
                         }
                     }
                 }
-                self.t.skills.push(SkillLeaf { node: me, params, dynamic });
+                self.t.skills.push(SkillLeaf { node: me, params, dynamic, outputs });
                 self.s.call_params.push(None);
                 let k = (self.t.skills.len() - 1) as u32;
                 if spec.category == Category::Condition { Kind::Condition(k) } else { Kind::Action(k) }
@@ -1469,11 +1480,23 @@ impl Ticker<'_, '_> {
                         if self.cx.trace {
                             self.cx.sink.skill_finished(self.cx.tick, self.cx.now, id, i as NodeIdx, &done);
                         }
+                        let ok = matches!(done, SkillStatus::Success(_));
+                        if ok && !leaf.outputs.is_empty() {
+                            let outs = self.cx.robot.outputs(&call);
+                            for (port, slot) in &leaf.outputs {
+                                if let Some(v) = outs.get(port) {
+                                    self.s.bb.set(*slot, v.clone());
+                                }
+                            }
+                            if self.cx.trace && !outs.is_empty() {
+                                self.cx.sink.skill_outputs(self.cx.tick, self.cx.now, id, i as NodeIdx, &outs);
+                            }
+                        }
                         self.s.nodes[i].call = None;
                         if !t.skills[s].dynamic.is_empty() {
                             self.s.call_params[s] = None;
                         }
-                        if matches!(done, SkillStatus::Success(_)) { Success } else { Failure }
+                        if ok { Success } else { Failure }
                     }
                 }
             }

@@ -20,6 +20,7 @@ pub mod conditions;
 pub mod engine;
 pub mod export;
 pub mod library;
+pub mod manifest;
 pub mod metrics;
 pub mod record;
 pub mod robot;
@@ -32,6 +33,7 @@ pub mod yaml;
 
 pub use engine::{BuildError, Executor, NodeIdx, NodeInfo, NodeStatus};
 pub use library::NodeLibrary;
+pub use manifest::{DeclaredSkill, ManifestError, SkillManifest};
 pub use robot::{CallId, Robot, SkillCall, SkillStatus};
 pub use skill::{ParamSpec, ParamType, SkillKind, SkillRegistry, SkillSpec, Vocabulary};
 pub use tree::{CheckedTree, Node, Tree, TreeError};

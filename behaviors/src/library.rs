@@ -512,9 +512,11 @@ impl NodeLibrary {
                 ports: s
                     .params
                     .iter()
-                    .map(|p| PortSpec {
+                    .map(|p| (p, PortDir::Input))
+                    .chain(s.outputs.iter().map(|p| (p, PortDir::Output)))
+                    .map(|(p, dir)| PortSpec {
                         name: p.name.clone(),
-                        dir: PortDir::Input,
+                        dir,
                         ty: p.ty.clone(),
                         required: p.required,
                         default: p.default.as_ref().map(|d| d.to_text()),

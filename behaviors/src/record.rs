@@ -19,6 +19,8 @@ pub trait TickSink {
     fn transition(&mut self, tick: u64, t: SimTime, node: NodeIdx, from: NodeStatus, to: NodeStatus);
     fn skill_started(&mut self, _tick: u64, _t: SimTime, _call: CallId, _node: NodeIdx, _params: &Params) {}
     fn skill_finished(&mut self, _tick: u64, _t: SimTime, _call: CallId, _node: NodeIdx, _status: &SkillStatus) {}
+    /// A finished call's output port values (after `skill_finished`, only when it left some).
+    fn skill_outputs(&mut self, _tick: u64, _t: SimTime, _call: CallId, _node: NodeIdx, _outputs: &Params) {}
     fn skill_halted(&mut self, _tick: u64, _t: SimTime, _call: CallId, _node: NodeIdx) {}
     /// A condition was answered (by the robot or from memory) within the tick.
     fn check(&mut self, _tick: u64, _t: SimTime, _node: NodeIdx, _params: &Params, _answer: &SkillStatus) {}
@@ -44,6 +46,8 @@ pub enum TickEvent {
     SkillStarted { call: CallId, node: String, skill: String, params: Params },
     /// A skill call ended by itself.
     SkillFinished { call: CallId, node: String, skill: String, success: bool, detail: String },
+    /// What a finished call left for its output ports.
+    SkillOutputs { call: CallId, node: String, skill: String, outputs: Params },
     /// A running skill call was cancelled because the tree stopped ticking it.
     SkillHalted { call: CallId, node: String, skill: String },
     /// A condition was answered.
@@ -120,6 +124,15 @@ impl<O: RecordOut> TickSink for Recorder<O> {
             skill: self.resolver.skill(node),
             success,
             detail,
+        };
+        self.out.put(TickRecord { tick, t_us: t.micros(), event });
+    }
+    fn skill_outputs(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx, outputs: &Params) {
+        let event = TickEvent::SkillOutputs {
+            call,
+            node: self.resolver.path(node),
+            skill: self.resolver.skill(node),
+            outputs: outputs.clone(),
         };
         self.out.put(TickRecord { tick, t_us: t.micros(), event });
     }

@@ -65,6 +65,12 @@ pub trait Robot {
     fn check(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
         conditions::evaluate(call, memory)
     }
+    /// What a call that has just succeeded leaves for its output ports (asked once, right after
+    /// `start` or `poll` answered Success, and only of skills that declare outputs). The engine
+    /// writes each to the blackboard entry the node remaps the port to (`{key}`).
+    fn outputs(&mut self, _call: &SkillCall<'_>) -> Params {
+        Params::new()
+    }
 }
 
 /// A skill written as a Rust future (an async fn over a ROS action client, an HTTP call, ...).

@@ -38,12 +38,19 @@ pub enum ParamType {
         min: f64,
         max: f64,
     },
+    /// A 2-D pose written as BT.CPP writes one in a port: `x;y` or `x;y;yaw` (metres, radians).
+    Pose,
+    /// A structured value: JSON text (a ROS message field, a list of waypoints).
+    Json,
 }
 
 impl fmt::Display for ParamType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParamType::Text { max_len } => write!(f, "text (at most {max_len} characters)"),
+            ParamType::Number { min, max } if *min <= -1e300 && *max >= 1e300 => f.write_str("number"),
+            ParamType::Number { min, max } if *max >= 1e300 => write!(f, "number >= {min}"),
+            ParamType::Number { min, max } if *min <= -1e300 => write!(f, "number <= {max}"),
             ParamType::Number { min, max } => write!(f, "number in [{min}, {max}]"),
             ParamType::Bool => f.write_str("bool"),
             ParamType::Entity => f.write_str("entity name"),
@@ -53,6 +60,8 @@ impl fmt::Display for ParamType {
             ParamType::Script => f.write_str("script"),
             ParamType::Int { min, max } if *max >= 1e15 => write!(f, "whole number >= {min}"),
             ParamType::Int { min, max } => write!(f, "whole number in [{min}, {max}]"),
+            ParamType::Pose => f.write_str("pose (x;y or x;y;yaw)"),
+            ParamType::Json => f.write_str("JSON"),
         }
     }
 }
@@ -84,7 +93,7 @@ impl ParamSpec {
 
 /// Whether a skill changes the world (action, may run over many ticks) or only checks it
 /// (condition, answers in the tick it is asked).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkillKind {
     Action,
@@ -97,15 +106,24 @@ pub struct SkillSpec {
     pub kind: SkillKind,
     pub description: String,
     pub params: Vec<ParamSpec>,
+    /// Output ports: what a successful call leaves on the blackboard (`{key}` remapping).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<ParamSpec>,
 }
 
 impl SkillSpec {
     pub fn action(name: &str, description: &str, params: Vec<ParamSpec>) -> Self {
-        Self { name: name.into(), kind: SkillKind::Action, description: description.into(), params }
+        Self { name: name.into(), kind: SkillKind::Action, description: description.into(), params, outputs: vec![] }
     }
 
     pub fn condition(name: &str, description: &str, params: Vec<ParamSpec>) -> Self {
-        Self { name: name.into(), kind: SkillKind::Condition, description: description.into(), params }
+        Self { name: name.into(), kind: SkillKind::Condition, description: description.into(), params, outputs: vec![] }
+    }
+
+    /// The same skill with output ports.
+    pub fn with_outputs(mut self, outputs: Vec<ParamSpec>) -> Self {
+        self.outputs = outputs;
+        self
     }
 
     pub fn param(&self, name: &str) -> Option<&ParamSpec> {
@@ -192,6 +210,16 @@ pub fn parse_text(ty: &ParamType, text: &str) -> Value {
     }
 }
 
+/// A pose port's text, `x;y` or `x;y;yaw` (BT.CPP's convention for structured ports).
+pub fn parse_pose(s: &str) -> Option<(f64, f64, f64)> {
+    let parts: Vec<f64> = s.split(';').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().ok()?;
+    match parts[..] {
+        [x, y] if x.is_finite() && y.is_finite() => Some((x, y, 0.0)),
+        [x, y, yaw] if x.is_finite() && y.is_finite() && yaw.is_finite() => Some((x, y, yaw)),
+        _ => None,
+    }
+}
+
 /// Checks one literal value against a parameter declaration (type, range, known names).
 pub fn check_param_value(p: &ParamSpec, v: &Value, vocab: Option<&Vocabulary>) -> Result<(), ParamError> {
     let wrong = || ParamError::WrongType { param: p.name.clone(), ty: p.ty.to_string(), got: v.to_string() };
@@ -209,6 +237,8 @@ pub fn check_param_value(p: &ParamSpec, v: &Value, vocab: Option<&Vocabulary>) -
         (ParamType::Number { min, max }, Value::Number(n)) if n.is_finite() && *n >= *min && *n <= *max => Ok(()),
         (ParamType::Int { min, max }, Value::Number(n)) if n.fract() == 0.0 && *n >= *min && *n <= *max => Ok(()),
         (ParamType::Bool, Value::Bool(_)) => Ok(()),
+        (ParamType::Pose, Value::Text(s)) if parse_pose(s).is_some() => Ok(()),
+        (ParamType::Json, Value::Text(s)) if serde_json::from_str::<serde_json::Value>(s).is_ok() => Ok(()),
         (ParamType::Enum { values }, Value::Text(s)) if values.iter().any(|x| x == s) => Ok(()),
         (ParamType::Entity, Value::Text(s)) => match vocab {
             Some(voc) if !voc.has_entity(s) => Err(unknown("entity", s, voc.entities.iter().collect())),

@@ -17,6 +17,7 @@ pub mod planning;
 pub mod replay;
 pub mod runner;
 pub mod scenario;
+pub mod symbolic;
 pub mod world;
 
 pub use arbor_runtime::skills::{register, registry};

@@ -36,7 +36,18 @@ pub fn replay_run(run: &Path, other: Option<&Path>) -> Result<(Recording, Replay
             .map_err(|e| ReplayError::Scenario { path: path.clone(), message: e.to_string() })?
             .vocabulary(),
     };
-    let library = NodeLibrary::with_skills(&crate::registry());
+    // The run's own manifest when it had one (recorded in the header), else the photographer's.
+    let registry = match &rec.header.skills {
+        Some(m) => arbor_runtime::skills::registry_of(
+            &arbor_behaviors::SkillManifest::parse(
+                &m.yaml,
+                &format!("{} (recorded skills {})", path.display(), m.source),
+            )
+            .map_err(|e| ReplayError::Scenario { path: path.clone(), message: e.to_string() })?,
+        ),
+        None => crate::registry(),
+    };
+    let library = NodeLibrary::with_skills(&registry);
     let (tree, source): (Tree, String) = match other {
         Some(file) => (load_tree(file)?, file.display().to_string()),
         None => {

@@ -96,7 +96,11 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
     let pacer =
         cfg.live.realtime.filter(|f| *f > 0.0 && f.is_finite()).map(|factor| Pacer { factor, start: Instant::now() });
     let scenario = &cfg.scenario;
-    let mut agent = Agent::new(arbor_runtime::skills::registry(), &scenario.memory, cfg.live.metrics.clone());
+    let registry = match &scenario.manifest {
+        Some(m) => arbor_runtime::skills::registry_of(m),
+        None => arbor_runtime::skills::registry(),
+    };
+    let mut agent = Agent::new(registry, &scenario.memory, cfg.live.metrics.clone());
     let goal = cfg.tree.goal.clone().unwrap_or_else(|| scenario.goal.clone());
     agent.start(
         SimTime::ZERO,
@@ -114,6 +118,7 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
             plan: cfg.plan.clone(),
             plan_context: crate::planning::context(scenario),
             ros_channels: Vec::new(),
+            skills: scenario.manifest.as_deref().map(arbor_runtime::skills::recorded),
         },
     )?;
     let mut world = World::new(scenario, cfg.seed);

@@ -40,6 +40,16 @@ pub struct Scenario {
     /// Working memory bounds (defaults: 64 entities, 32 events, forget after 600 s).
     #[serde(default, skip_serializing_if = "is_default_memory")]
     pub memory: arbor_memory::WorkingConfig,
+    /// The robot's skill manifest, relative to the scenario file (default: the photographer's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skills: Option<String>,
+    /// What holds in the symbolic world state at the start (`open(door1)`, `at(cup, kitchen)`),
+    /// read and changed by declared skills' simulator models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub facts: Vec<String>,
+    /// The manifest `skills` names, loaded by [`Scenario::load`] (or given with `--skills`).
+    #[serde(skip)]
+    pub manifest: Option<std::sync::Arc<arbor_behaviors::SkillManifest>>,
 }
 
 fn is_default_memory(m: &arbor_memory::WorkingConfig) -> bool {
@@ -285,6 +295,8 @@ pub enum Criterion {
     Said(String),
     /// A photo of this entity was taken.
     Photographed(String),
+    /// A literal holds in the symbolic world state at the end (`holding(cup)`, `not open(door1)`).
+    Holds(String),
 }
 
 /// Written back the way it is read: a bare word or a one-key map (not a YAML tag).
@@ -297,6 +309,7 @@ impl Serialize for Criterion {
             Criterion::EndsAt(a) => ("ends_at", a),
             Criterion::Said(a) => ("said", a),
             Criterion::Photographed(a) => ("photographed", a),
+            Criterion::Holds(a) => ("holds", a),
         };
         let mut m = ser.serialize_map(Some(1))?;
         m.serialize_entry(key, arg)?;
@@ -309,7 +322,7 @@ impl TryFrom<serde_yaml::Value> for Criterion {
 
     fn try_from(v: serde_yaml::Value) -> Result<Self, String> {
         use serde_yaml::Value as Y;
-        const KNOWN: &str = "photographed_all_attending, photographed_none_inattentive, ends_at: <place>, said: <text>, photographed: <entity>";
+        const KNOWN: &str = "photographed_all_attending, photographed_none_inattentive, ends_at: <place>, said: <text>, photographed: <entity>, holds: <pred(args)>";
         let (key, arg) = match &v {
             Y::String(s) => (s.as_str(), None),
             Y::Mapping(m) if m.len() == 1 => match m.iter().next() {
@@ -328,6 +341,7 @@ impl TryFrom<serde_yaml::Value> for Criterion {
             ("ends_at", Some(a)) => Ok(Criterion::EndsAt(a)),
             ("said", Some(a)) => Ok(Criterion::Said(a)),
             ("photographed", Some(a)) => Ok(Criterion::Photographed(a)),
+            ("holds", Some(a)) => Ok(Criterion::Holds(a)),
             (k, _) => Err(format!("unknown criterion '{k}' or wrong argument; known criteria: {KNOWN}")),
         }
     }
@@ -338,7 +352,38 @@ impl Scenario {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ScenarioError::Read { file: file.clone(), message: e.to_string() })?;
-        Self::parse(&text, &file)
+        let mut s = Self::parse(&text, &file)?;
+        s.resolve_skills(path)?;
+        Ok(s)
+    }
+
+    /// Loads the manifest `skills:` names, relative to the scenario file at `path`.
+    pub fn resolve_skills(&mut self, path: &Path) -> Result<(), ScenarioError> {
+        if let Some(rel) = &self.skills {
+            let at = path.parent().unwrap_or(Path::new(".")).join(rel);
+            self.set_manifest(arbor_behaviors::SkillManifest::load(&at), &path.display().to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Uses a loaded manifest (the scenario's `skills:` or `--skills`): it must be one the
+    /// simulator can run, and the scenario's `holds` criteria and facts must use its predicates'
+    /// shapes. The error names the manifest's file, line, skill and field.
+    pub fn set_manifest(
+        &mut self,
+        manifest: Result<arbor_behaviors::SkillManifest, arbor_behaviors::ManifestError>,
+        file: &str,
+    ) -> Result<(), ScenarioError> {
+        let invalid = |message: String| ScenarioError::Invalid { file: file.into(), field: "skills".into(), message };
+        let m = manifest.map_err(|e| invalid(e.to_string()))?;
+        m.check_backend(arbor_behaviors::manifest::Backend::Sim).map_err(|e| invalid(e.to_string()))?;
+        self.manifest = Some(std::sync::Arc::new(m));
+        Ok(())
+    }
+
+    /// The initial symbolic facts, parsed (checked by `validate`).
+    pub fn atoms(&self) -> Vec<crate::symbolic::Atom> {
+        self.facts.iter().filter_map(|f| crate::symbolic::parse_atom(f).ok()).collect()
     }
 
     /// Parses and validates scenario YAML; `file` names it in errors.
@@ -353,6 +398,18 @@ impl Scenario {
 
     fn validate(&self, file: &str) -> Result<(), ScenarioError> {
         let bad = |field: String, message: String| Err(ScenarioError::Invalid { file: file.into(), field, message });
+        for (i, f) in self.facts.iter().enumerate() {
+            if let Err(e) = crate::symbolic::parse_atom(f) {
+                return bad(format!("facts[{i}]"), e);
+            }
+        }
+        for (i, c) in self.success.iter().enumerate() {
+            if let Criterion::Holds(l) = c
+                && let Err(e) = arbor_behaviors::manifest::Literal::parse(l)
+            {
+                return bad(format!("success[{i}].holds"), e);
+            }
+        }
         let [w, h] = self.map.size;
         if !(w.is_finite() && h.is_finite() && w > 0.5 && h > 0.5 && w <= 500.0 && h <= 500.0) {
             return bad("map.size".into(), format!("must be two sizes in (0.5, 500] metres, got [{w}, {h}]"));

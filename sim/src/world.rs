@@ -100,6 +100,8 @@ pub struct World {
     photos: Vec<Photo>,
     said: Vec<(SimTime, String)>,
     criteria: Vec<Criterion>,
+    /// Declared skills' generic models over the symbolic world state.
+    symbolic: crate::symbolic::Symbolic,
 }
 
 impl World {
@@ -161,6 +163,7 @@ impl World {
             photos: Vec::new(),
             said: Vec::new(),
             criteria: s.success.clone(),
+            symbolic: crate::symbolic::Symbolic::new(s.manifest.as_deref(), &s.atoms(), seed),
         }
     }
 
@@ -595,6 +598,11 @@ impl World {
                         let hit = self.said.iter().any(|(_, s)| s.contains(text.as_str()));
                         (format!("said \"{text}\""), hit, if hit { "said".into() } else { "never said".into() })
                     }
+                    Criterion::Holds(text) => {
+                        let hit = arbor_behaviors::manifest::Literal::parse(text)
+                            .is_ok_and(|l| self.symbolic.holds(&l, &arbor_behaviors::Params::new()));
+                        (format!("holds {text}"), hit, if hit { "holds".into() } else { "does not hold".into() })
+                    }
                     Criterion::Photographed(name) => {
                         let hit = self.photos.iter().any(|ph| ph.subject.as_deref() == Some(name));
                         (format!("photographed {name}"), hit, format!("{} photos", self.photos.len()))
@@ -652,6 +660,9 @@ impl PerceptionSource for World {
 impl Robot for World {
     fn start(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
         let now = self.now;
+        if self.symbolic.models(call.skill) {
+            return self.symbolic.start(call, now);
+        }
         let active = match call.skill {
             "navigate_to" => {
                 let target = call.text("target").unwrap_or_default().to_string();
@@ -694,15 +705,40 @@ impl Robot for World {
     }
 
     fn poll(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
-        self.poll_active(call, memory)
+        if self.symbolic.models(call.skill) {
+            return self.symbolic.poll(call, self.now);
+        }
+        let status = self.poll_active(call, memory);
+        // Where the robot arrived is also a symbolic fact (declared skills may require it).
+        if call.skill == "navigate_to"
+            && matches!(status, SkillStatus::Success(_))
+            && let Some(target) = call.text("target").filter(|t| self.place(t).is_some())
+        {
+            self.symbolic.set(("at".into(), vec!["robot".into(), target.to_string()]), true);
+        }
+        status
     }
 
     fn halt(&mut self, call: &SkillCall<'_>) {
+        if self.symbolic.models(call.skill) {
+            return self.symbolic.halt(call.id);
+        }
         self.finish(call.id, SkillStatus::Failure("halted".into()));
         self.robot.preempted.retain(|c| *c != call.id);
     }
-    // `check`: the memory-backed conditions (the default); `photographed` is the runtime's,
-    // which knows every photo on every backend.
+
+    /// Declared conditions from the symbolic state; otherwise the memory-backed conditions
+    /// (`photographed` is the runtime's, which knows every photo on every backend).
+    fn check(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
+        match self.symbolic.check(call) {
+            Some(answer) => answer,
+            None => arbor_behaviors::conditions::evaluate(call, memory),
+        }
+    }
+
+    fn outputs(&mut self, call: &SkillCall<'_>) -> arbor_behaviors::Params {
+        self.symbolic.take_outputs(call.id)
+    }
 }
 
 fn status_is_success(s: &SkillStatus) -> bool {

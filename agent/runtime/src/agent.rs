@@ -237,6 +237,7 @@ impl Agent {
                 scenario_yaml: spec.scenario_text.clone().unwrap_or_default(),
                 working_memory: self.memory_config.clone(),
                 vocabulary: spec.scenario_text.is_none().then(|| spec.vocabulary.clone()),
+                skills: spec.skills.clone(),
             },
         );
         mcap.put(

@@ -106,6 +106,9 @@ impl TickSink for RunSink {
         }
         self.rec.skill_finished(tick, t, call, node, status);
     }
+    fn skill_outputs(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx, outputs: &Params) {
+        self.rec.skill_outputs(tick, t, call, node, outputs);
+    }
     fn skill_halted(&mut self, tick: u64, t: SimTime, call: CallId, node: NodeIdx) {
         self.ended(t, call, "halted");
         self.rec.skill_halted(tick, t, call, node);
@@ -163,5 +166,8 @@ impl<B: crate::Backend> Robot for Acting<'_, B> {
             };
         }
         self.backend.check(call, memory)
+    }
+    fn outputs(&mut self, call: &SkillCall<'_>) -> arbor_behaviors::Params {
+        self.backend.outputs(call)
     }
 }

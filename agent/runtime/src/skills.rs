@@ -5,66 +5,49 @@
 //! an arrival, a sentence said) is made here from the call and its result, so that the same
 //! situation gives the same event on every backend.
 
-use arbor_behaviors::skill::{ParamSpec, ParamType, SkillSpec};
-use arbor_behaviors::{Params, SkillRegistry, SkillStatus, Value};
+use arbor_behaviors::{Params, SkillManifest, SkillRegistry, SkillStatus, Value};
 use arbor_core::{EntityId, Point2, SimTime};
 use arbor_memory::{Event, EventKind};
 use std::collections::BTreeMap;
 
-/// Registers the robot's skills (actions and the `photographed` condition).
-pub fn register_robot_skills(reg: &mut SkillRegistry) {
-    reg.register(SkillSpec::action(
-        "navigate_to",
-        "drive to a named place, or up to a person or object seen before",
-        vec![
-            ParamSpec::required("target", ParamType::Target, "place or entity name"),
-            ParamSpec::with_default(
-                "speed",
-                ParamType::Number { min: 0.05, max: 2.0 },
-                Value::Number(0.8),
-                "m/s, capped by the robot",
-            ),
-        ],
-    ));
-    reg.register(SkillSpec::action(
-        "look_at",
-        "turn to face a person or object seen before",
-        vec![ParamSpec::required("entity", ParamType::Entity, "who or what")],
-    ));
-    reg.register(SkillSpec::action("scan", "turn once on the spot to look around", vec![]));
-    reg.register(SkillSpec::action(
-        "capture_photo",
-        "take a photo; with an entity, it must be centred in view and close enough",
-        vec![ParamSpec::optional("entity", ParamType::Entity, "the subject")],
-    ));
-    reg.register(SkillSpec::action(
-        "say",
-        "speak a sentence",
-        vec![ParamSpec::required("text", ParamType::Text { max_len: 200 }, "what to say")],
-    ));
-    reg.register(SkillSpec::action(
-        "wait",
-        "do nothing for a while",
-        vec![ParamSpec::required("seconds", ParamType::Number { min: 0.0, max: 600.0 }, "how long")],
-    ));
-    reg.register(SkillSpec::condition(
-        "photographed",
-        "succeeds if a photo of the entity has been taken",
-        vec![ParamSpec::required("entity", ParamType::Entity, "who or what")],
-    ));
+/// The photographer robot's skill manifest (`sim/skills/photographer.yaml`), the default of
+/// `arbor sim` and `arbor run` when no `--skills` file is given.
+pub const PHOTOGRAPHER_MANIFEST: &str = include_str!("../../../sim/skills/photographer.yaml");
+
+/// The photographer's manifest, parsed (it is checked by this crate's tests).
+pub fn photographer() -> SkillManifest {
+    SkillManifest::parse(PHOTOGRAPHER_MANIFEST, "sim/skills/photographer.yaml").unwrap_or_default()
 }
 
-/// Registers everything a tree may use on a robot: its skills and the memory-backed conditions.
-pub fn register(reg: &mut SkillRegistry) {
-    register_robot_skills(reg);
+/// Registers everything a tree may use on a robot with these skills: the manifest's skills and
+/// the memory-backed conditions (answered from working memory on every backend).
+pub fn register_manifest(reg: &mut SkillRegistry, manifest: &SkillManifest) {
+    for s in &manifest.skills {
+        reg.register(s.spec.clone());
+    }
     arbor_behaviors::conditions::register(reg);
 }
 
-/// The registry of every run, on either backend.
-pub fn registry() -> SkillRegistry {
+/// The registry of a manifest's robot: its skills and the memory-backed conditions.
+pub fn registry_of(manifest: &SkillManifest) -> SkillRegistry {
     let mut reg = SkillRegistry::new();
-    register(&mut reg);
+    register_manifest(&mut reg, manifest);
     reg
+}
+
+/// A manifest as a run records it (source and text).
+pub fn recorded(m: &SkillManifest) -> arbor_records::recording::RecordedManifest {
+    arbor_records::recording::RecordedManifest { source: m.source.clone(), yaml: m.text().to_string() }
+}
+
+/// Registers the photographer's skills and the memory-backed conditions.
+pub fn register(reg: &mut SkillRegistry) {
+    register_manifest(reg, &photographer());
+}
+
+/// The registry of the photographer robot (the default manifest).
+pub fn registry() -> SkillRegistry {
+    registry_of(&photographer())
 }
 
 fn text<'a>(params: &'a Params, key: &str) -> Option<&'a str> {
@@ -138,6 +121,62 @@ mod tests {
         assert_eq!((ev.text.as_str(), ev.entity.is_none()), ("photo of bob, carol", true));
         let said = skill_event(SimTime::ZERO, "say", &params, &ok, Some("office"), &[]);
         assert!(said.is_some_and(|e| e.place.is_none()), "speech has no place");
+    }
+
+    /// The skills as they were declared in Rust before the manifest: the file must declare them
+    /// the same (the checker, the planner's prompt and grammar, and the records depend on it).
+    #[test]
+    fn the_photographer_manifest_declares_the_seven_skills_as_before() {
+        use arbor_behaviors::skill::{ParamSpec, ParamType, SkillSpec};
+        let m = SkillManifest::parse(PHOTOGRAPHER_MANIFEST, "photographer.yaml").unwrap();
+        let speed = ParamSpec::with_default(
+            "speed",
+            ParamType::Number { min: 0.05, max: 2.0 },
+            Value::Number(0.8),
+            "m/s, capped by the robot",
+        );
+        let want = [
+            SkillSpec::action(
+                "navigate_to",
+                "drive to a named place, or up to a person or object seen before",
+                vec![ParamSpec::required("target", ParamType::Target, "place or entity name"), speed],
+            ),
+            SkillSpec::action(
+                "look_at",
+                "turn to face a person or object seen before",
+                vec![ParamSpec::required("entity", ParamType::Entity, "who or what")],
+            ),
+            SkillSpec::action("scan", "turn once on the spot to look around", vec![]),
+            SkillSpec::action(
+                "capture_photo",
+                "take a photo; with an entity, it must be centred in view and close enough",
+                vec![ParamSpec::optional("entity", ParamType::Entity, "the subject")],
+            ),
+            SkillSpec::action(
+                "say",
+                "speak a sentence",
+                vec![ParamSpec::required("text", ParamType::Text { max_len: 200 }, "what to say")],
+            ),
+            SkillSpec::action(
+                "wait",
+                "do nothing for a while",
+                vec![ParamSpec::required("seconds", ParamType::Number { min: 0.0, max: 600.0 }, "how long")],
+            ),
+            SkillSpec::condition(
+                "photographed",
+                "succeeds if a photo of the entity has been taken",
+                vec![ParamSpec::required("entity", ParamType::Entity, "who or what")],
+            ),
+        ];
+        assert_eq!(m.skills.len(), want.len());
+        for w in &want {
+            let got = m.get(&w.name).unwrap();
+            assert_eq!(&got.spec, w);
+            assert_eq!(got.builtin.as_deref(), Some(w.name.as_str()));
+        }
+        m.check_backend(arbor_behaviors::manifest::Backend::Sim).unwrap();
+        m.check_backend(arbor_behaviors::manifest::Backend::Ros2).unwrap();
+        assert_eq!(registry().len(), registry_of(&m).len());
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct RunSpec {
     pub plan_context: PlanContext,
     /// Raw channels the backend records alongside (a robot's ROS messages).
     pub ros_channels: Vec<RosChannel>,
+    /// The skill manifest, when not the default one (recorded in the header for replay).
+    pub skills: Option<arbor_records::recording::RecordedManifest>,
 }
 
 /// A ROS 2 topic recorded as it came (CDR), so that the recording doubles as a ROS log.

@@ -159,6 +159,11 @@ pub fn generate(registry: &SkillRegistry, vocab: &Vocabulary, opts: &GrammarOpti
     line(&mut g, format!("entity ::= {}", alternatives(&entities)));
     line(&mut g, format!("target ::= {}", alternatives(&targets)));
     line(&mut g, format!("text ::= \"\\\"\" [a-zA-Z0-9 ,.!?'-]{{0,{}}} \"\\\"\"", opts.max_text));
+    // A pose as BT.CPP writes one: "x;y" or "x;y;yaw" (only where a skill takes one).
+    if registry.iter().any(|s| s.params.iter().any(|p| p.ty == ParamType::Pose)) {
+        line(&mut g, "pose ::= \"\\\"\" coord \";\" coord (\";\" coord)? \"\\\"\"");
+        line(&mut g, "coord ::= \"-\"? [0-9] [0-9]? [0-9]? (\".\" [0-9] [0-9]?)?");
+    }
     line(&mut g, "bool ::= \"true\" | \"false\"");
     line(&mut g, "count ::= [1-9] | \"10\"");
     // Skills: one rule each, parameters in declaration order, optional ones optional.
@@ -170,7 +175,9 @@ pub fn generate(registry: &SkillRegistry, vocab: &Vocabulary, opts: &GrammarOpti
             ParamType::Place => "place".to_string(),
             ParamType::Target => "target".to_string(),
             ParamType::Bool => "bool".to_string(),
-            ParamType::Text { .. } | ParamType::Script => "text".to_string(),
+            // JSON values reach a skill from the blackboard; the planner writes plain text.
+            ParamType::Text { .. } | ParamType::Script | ParamType::Json => "text".to_string(),
+            ParamType::Pose => "pose".to_string(),
             ParamType::Enum { values } => format!("({})", alternatives(values)),
             ParamType::Number { min, max } => format!("({})", number_rule(*min, *max, false)),
             ParamType::Int { min, max } => format!("({})", number_rule(*min, *max, true)),

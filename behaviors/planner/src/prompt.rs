@@ -90,6 +90,8 @@ fn param_doc(p: &arbor_behaviors::skill::ParamSpec) -> String {
         ParamType::Place => "place".to_string(),
         ParamType::Target => "place or person".to_string(),
         ParamType::Text { .. } | ParamType::Script => "\"text\"".to_string(),
+        ParamType::Pose => "\"x;y;yaw\"".to_string(),
+        ParamType::Json => "\"json\"".to_string(),
         ParamType::Number { min, max } | ParamType::Int { min, max } => format!("{min}..{max}"),
         ParamType::Bool => "true|false".to_string(),
         ParamType::Enum { values } => values.join("|"),

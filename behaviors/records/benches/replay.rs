@@ -25,6 +25,7 @@ fn record(path: &Path, ticks: u32) -> (u64, arbor_behaviors::CheckedTree) {
     let mut ex = Executor::new(&checked).expect("builds");
     let mut w = RecordingWriter::create(path, 10).expect("create");
     let header = RunHeader {
+        skills: None,
         format: arbor_records::recording::FORMAT_VERSION,
         scenario: "bench".into(),
         goal: "bench".into(),

@@ -164,6 +164,17 @@ pub struct RunHeader {
     /// A robot run has no scenario file: the names its tree was checked against are here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vocabulary: Option<arbor_behaviors::Vocabulary>,
+    /// The skill manifest the run's tree was checked against, when it is not the default
+    /// (photographer) one: its file name and text (replay checks the tree against it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skills: Option<RecordedManifest>,
+}
+
+/// A skill manifest as a run used it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedManifest {
+    pub source: String,
+    pub yaml: String,
 }
 
 /// The tree as run, and the executor's node table (index = position).

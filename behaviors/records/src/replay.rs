@@ -25,6 +25,7 @@ enum Ev {
     Started { node: NodeIdx },
     Finished { node: NodeIdx, success: bool },
     Halted { node: NodeIdx },
+    Outputs { node: NodeIdx },
     Check { node: NodeIdx, success: bool },
     Error { node: NodeIdx },
 }
@@ -40,6 +41,7 @@ impl Ev {
             TickEvent::SkillStarted { node, .. } => Ev::Started { node: idx(node) },
             TickEvent::SkillFinished { node, success, .. } => Ev::Finished { node: idx(node), success: *success },
             TickEvent::SkillHalted { node, .. } => Ev::Halted { node: idx(node) },
+            TickEvent::SkillOutputs { node, .. } => Ev::Outputs { node: idx(node) },
             TickEvent::Check { node, success, .. } => Ev::Check { node: idx(node), success: *success },
             TickEvent::Error { node, .. } => Ev::Error { node: idx(node) },
         }
@@ -51,6 +53,7 @@ impl Ev {
             | Ev::Started { node }
             | Ev::Finished { node, .. }
             | Ev::Halted { node }
+            | Ev::Outputs { node }
             | Ev::Check { node, .. }
             | Ev::Error { node } => node,
         }
@@ -67,6 +70,7 @@ impl Ev {
             Ev::Started { node } => format!("{} starts its skill", path(node)),
             Ev::Finished { node, success } => format!("{} skill finishes with {}", path(node), ok(success)),
             Ev::Halted { node } => format!("{} skill halted", path(node)),
+            Ev::Outputs { node } => format!("{} skill leaves its outputs", path(node)),
             Ev::Check { node, success } => format!("{} condition answers {}", path(node), ok(success)),
             Ev::Error { node } => format!("{} reports an error", path(node)),
         }
@@ -79,6 +83,7 @@ fn record_node(r: &TickRecord) -> &str {
         | TickEvent::SkillStarted { node, .. }
         | TickEvent::SkillFinished { node, .. }
         | TickEvent::SkillHalted { node, .. }
+        | TickEvent::SkillOutputs { node, .. }
         | TickEvent::Check { node, .. }
         | TickEvent::Error { node, .. } => node,
     }
@@ -144,6 +149,8 @@ struct RecCall {
     params: Params,
     start_tick: u64,
     end: End,
+    /// What the call left for its output ports.
+    outputs: Params,
 }
 
 #[derive(Debug)]
@@ -185,6 +192,7 @@ impl ReplayRobot {
                         params: params.clone(),
                         start_tick: r.tick,
                         end: End::Open,
+                        outputs: Params::new(),
                     });
                 }
                 TickEvent::SkillFinished { call, success, detail, .. } => {
@@ -195,6 +203,11 @@ impl ReplayRobot {
                 TickEvent::SkillHalted { call, .. } => {
                     if let Some(&i) = by_call.get(call) {
                         calls[i].end = End::Halted { tick: r.tick };
+                    }
+                }
+                TickEvent::SkillOutputs { call, outputs, .. } => {
+                    if let Some(&i) = by_call.get(call) {
+                        calls[i].outputs = outputs.clone();
                     }
                 }
                 TickEvent::Check { skill, params, success, detail, .. } => {
@@ -304,6 +317,10 @@ impl Robot for ReplayRobot {
         self.live.remove(&call.id);
     }
 
+    fn outputs(&mut self, call: &SkillCall<'_>) -> Params {
+        self.live.get(&call.id).map(|&i| self.calls[i].outputs.clone()).unwrap_or_default()
+    }
+
     fn check(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
         if conditions::is_memory_condition(call.skill) {
             return conditions::evaluate(call, memory);
@@ -371,6 +388,9 @@ impl TickSink for CompareSink<'_> {
     }
     fn skill_halted(&mut self, tick: u64, t: SimTime, _call: CallId, node: NodeIdx) {
         self.got(tick, t, Ev::Halted { node });
+    }
+    fn skill_outputs(&mut self, tick: u64, t: SimTime, _call: CallId, node: NodeIdx, _outputs: &Params) {
+        self.got(tick, t, Ev::Outputs { node });
     }
     fn check(&mut self, tick: u64, t: SimTime, node: NodeIdx, _params: &Params, answer: &SkillStatus) {
         self.got(tick, t, Ev::Check { node, success: matches!(answer, SkillStatus::Success(_)) });

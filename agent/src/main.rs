@@ -32,6 +32,8 @@ mod ros_msgdef;
 mod ros_node;
 #[cfg(feature = "ros2")]
 mod ros_robot;
+#[cfg(feature = "ros2")]
+mod ros_skills;
 mod runs;
 mod timing;
 mod yaml_file;

@@ -29,6 +29,9 @@ pub struct NodeConfig {
     /// A tree (YAML or BT.CPP XML) to run as soon as the node starts; goals replace it.
     #[serde(default)]
     pub tree: Option<PathBuf>,
+    /// The robot's skill manifest (default: the photographer's); relative to this file.
+    #[serde(default)]
+    pub skills: Option<PathBuf>,
     #[serde(default)]
     pub perception: PerceptionSection,
     #[serde(default)]
@@ -182,7 +185,7 @@ impl NodeConfig {
         }
         // Relative paths in the file are relative to the file.
         if let Some(base) = base {
-            for p in [&mut cfg.tree, &mut cfg.perception.config].into_iter().flatten() {
+            for p in [&mut cfg.tree, &mut cfg.skills, &mut cfg.perception.config].into_iter().flatten() {
                 if p.is_relative() {
                     *p = base.join(&*p);
                 }
@@ -231,6 +234,12 @@ pub const ROS_PARAMS: &[RosParam] = &[
     param("config", ParamKind::Text, "", "the arbor node YAML, when --config is not given"),
     param("out_dir", ParamKind::Text, "", "where run directories go (overrides the YAML's out_dir)"),
     param("tick_hz", ParamKind::Double, "10.0", "behavior-tree ticks per second"),
+    param(
+        "skills",
+        ParamKind::Text,
+        "",
+        "the robot's skill manifest (YAML), when --skills is not given (default: the node YAML's skills:, else the photographer's)",
+    ),
     param(
         "fleet",
         ParamKind::Text,

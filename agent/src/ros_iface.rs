@@ -108,6 +108,7 @@ impl Interfaces {
     }
 
     /// Definitions given as text (`pkg/msg/Name` -> .msg text), for tests without ROS.
+    #[cfg(test)]
     pub fn with_texts(texts: &[(&str, &str)]) -> Self {
         Self { texts: texts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() }
     }
@@ -155,11 +156,20 @@ impl Interfaces {
         };
         let (pkg, name) = split(iface, kind)?;
         let text = self.text(pkg, kind, name)?;
-        let sections: Vec<&str> = text.split("\n---").collect();
+        // Sections are separated by lines of `---` (a section may be empty: Trigger's request).
+        let mut sections: Vec<String> = vec![String::new()];
+        for line in text.lines() {
+            if line.trim() == "---" {
+                sections.push(String::new());
+            } else if let Some(last) = sections.last_mut() {
+                last.push_str(line);
+                last.push('\n');
+            }
+        }
         if sections.len() != names.len() {
             bail!("{iface}: expected {} sections separated by ---, found {}", names.len(), sections.len());
         }
-        Ok(names.iter().zip(sections).map(|(n, s)| (*n, parse_fields(s, pkg))).collect())
+        Ok(names.iter().zip(sections).map(|(n, s)| (*n, parse_fields(&s, pkg))).collect())
     }
 
     /// JSON of a message with every field at its default.
@@ -318,7 +328,7 @@ impl Interfaces {
             && let Some(p) = whole_placeholder(s)
         {
             let given = params.get(p).with_context(|| format!("the call has no value for '{p}'"))?;
-            return self.from_value(f, given, places, frame);
+            return self.port_value(f, given, places, frame);
         }
         match (&f.array, v) {
             (Array::No, _) => self.one(f, v, params, places, frame),
@@ -362,7 +372,7 @@ impl Interfaces {
 
     /// A port's value as a field's JSON (numbers to integers where the field is one, a place or
     /// a `x;y;yaw` pose to a Pose/PoseStamped/Point/Pose2D, JSON text parsed and checked).
-    fn from_value(&mut self, f: &Field, v: &Value, places: &BTreeMap<String, [f64; 2]>, frame: &str) -> Result<J> {
+    fn port_value(&mut self, f: &Field, v: &Value, places: &BTreeMap<String, [f64; 2]>, frame: &str) -> Result<J> {
         match (&f.base, &f.array, v) {
             (Base::Bool, Array::No, Value::Bool(b)) => Ok(J::Bool(*b)),
             (Base::Float, Array::No, Value::Number(n)) => Ok(J::from(*n)),

@@ -107,3 +107,15 @@ fn goals_are_built_whole_and_typed() {
     assert!(i.build(&spin["goal"], &tpl, &p, &places, "map").is_err(), "a fraction into an int32 is refused, not sent");
     assert_eq!(to_value(&serde_json::json!([1, 2])), Value::Text("[1,2]".into()));
 }
+
+#[test]
+fn an_empty_section_is_a_section() {
+    let mut i = Interfaces::with_texts(&[("std_srvs/srv/Trigger", "---\nbool success # done?\nstring message\n")]);
+    let parts = i.parts("std_srvs/srv/Trigger").unwrap();
+    assert!(parts["request"].is_empty());
+    assert_eq!(parts["response"].len(), 2);
+    assert_eq!(
+        i.build(&parts["request"], &serde_json::Value::Null, &Params::new(), &BTreeMap::new(), "map").unwrap(),
+        serde_json::json!({})
+    );
+}

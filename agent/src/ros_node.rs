@@ -199,6 +199,22 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         (None, p) if !p.is_empty() => PathBuf::from(p),
         _ => cfg.out_dir.clone(),
     };
+    // The skill manifest: --skills, the parameter, the node YAML's `skills:`; checked for this
+    // backend and against the interface definitions before the node goes up.
+    let skills_path = match (&args.plan.skills, params.text("skills")) {
+        (Some(p), _) => Some(p.clone()),
+        (None, p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => cfg.skills.clone(),
+    };
+    let manifest = match &skills_path {
+        Some(p) => {
+            let m = arbor_behaviors::SkillManifest::load(p)?;
+            m.check_backend(arbor_behaviors::manifest::Backend::Ros2)?;
+            crate::ros_iface::from_env().check_manifest(&m)?;
+            Some(Arc::new(m))
+        }
+        None => None,
+    };
     let tick_hz = params.number("tick_hz");
     if !(tick_hz > 0.0 && tick_hz <= 1000.0) {
         bail!("parameter tick_hz must be in (0, 1000], got {tick_hz}");
@@ -298,6 +314,20 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 
     let mut clock = NodeClock { clock: node.get_ros_clock(), origin: None, last: SimTime::ZERO };
     let out = Rc::new(Outputs { cmd_vel, goal_pose, map_frame: map_frame.clone(), clock: node.get_ros_clock() });
+    let (declared, watchers) = match &manifest {
+        Some(m) => {
+            let (d, w) = crate::ros_skills::Declared::create(
+                &mut node,
+                m,
+                crate::ros_iface::from_env(),
+                cfg.places.clone(),
+                map_frame.clone(),
+                qos(),
+            )?;
+            (Some(d), w)
+        }
+        None => (None, Vec::new()),
+    };
     let mut robot = RosRobot::new(
         out.clone(),
         client,
@@ -306,8 +336,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         cfg.places.clone(),
         cfg.navigation.clone(),
     );
+    robot.declared = declared;
     // The runtime: working memory, the run in progress and its records (the simulator's, too).
-    let recorded_skills = manifest.as_ref().map(arbor_runtime::skills::recorded);
+    let recorded_skills = manifest.as_deref().map(arbor_runtime::skills::recorded);
     let registry = match &manifest {
         Some(m) => arbor_runtime::skills::registry_of(m),
         None => arbor_runtime::skills::registry(),
@@ -387,6 +418,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     // thread ends, and the runtime's drop, which waits for its blocking threads, does not hang.
     let _stop_spinning = StopOnDrop(spinning.clone());
     let inbox = Rc::new(RefCell::new(Inbox::default()));
+    for w in watchers {
+        tasks.spawn_local(w);
+    }
     {
         let up = server_up.clone();
         tasks.spawn_local(async move {

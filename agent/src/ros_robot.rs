@@ -91,6 +91,8 @@ enum Running {
     },
     /// An action goal on its way: a task on the node's tokio `LocalSet` sends it and awaits the
     /// result, which the tick picks up from `result`.
+    /// A manifest's ROS-bound skill: its call lives in `RosRobot::declared`.
+    Declared,
     Remote {
         result: Rc<RefCell<Option<SkillStatus>>>,
         task: tokio::task::JoinHandle<()>,
@@ -112,6 +114,8 @@ pub struct RosRobot {
     running: BTreeMap<CallId, Running>,
     /// Metres driven, from odometry.
     pub odometry_m: f64,
+    /// The manifest's skills bound to ROS 2 actions, services, topics.
+    pub declared: Option<crate::ros_skills::Declared>,
 }
 
 impl RosRobot {
@@ -232,6 +236,10 @@ impl RosRobot {
                 }
             }
             Running::Remote { result, .. } => result.borrow_mut().take().unwrap_or(SkillStatus::Running),
+            Running::Declared => match self.declared.as_mut() {
+                Some(d) => d.poll(id),
+                None => SkillStatus::Failure("no declared skills".into()),
+            },
         };
         if !status.is_running() {
             self.running.remove(&id);
@@ -243,6 +251,15 @@ impl RosRobot {
 impl Robot for RosRobot {
     fn start(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
         let now = self.now;
+        if let Some(d) = self.declared.as_mut()
+            && d.has(call.skill)
+        {
+            let s = d.start(call);
+            if s.is_running() {
+                self.running.insert(call.id, Running::Declared);
+            }
+            return s;
+        }
         let running = match call.skill {
             "navigate_to" => {
                 let target = call.text("target").unwrap_or("");
@@ -318,10 +335,27 @@ impl Robot for RosRobot {
                 }
                 task.abort();
             }
+            Some(Running::Declared) => {
+                if let Some(d) = self.declared.as_mut() {
+                    d.halt(call.id);
+                }
+            }
             Some(Running::Wait { .. }) | None => {}
         }
     }
-    // `check`: the memory-backed conditions (the default); `photographed` is the runtime's.
+
+    /// Topic-bound conditions of the manifest from their latest message; otherwise the
+    /// memory-backed conditions (`photographed` is the runtime's).
+    fn check(&mut self, call: &SkillCall<'_>, memory: &WorkingMemory) -> SkillStatus {
+        match self.declared.as_ref().and_then(|d| d.check(call)) {
+            Some(answer) => answer,
+            None => arbor_behaviors::conditions::evaluate(call, memory),
+        }
+    }
+
+    fn outputs(&mut self, call: &SkillCall<'_>) -> arbor_behaviors::Params {
+        self.declared.as_mut().map(|d| d.take_outputs(call.id)).unwrap_or_default()
+    }
 }
 
 impl arbor_runtime::Backend for RosRobot {
@@ -355,6 +389,7 @@ impl RosRobot {
             now: SimTime::ZERO,
             running: BTreeMap::new(),
             odometry_m: 0.0,
+            declared: None,
         }
     }
 

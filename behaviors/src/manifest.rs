@@ -519,6 +519,11 @@ impl SkillManifest {
         {
             return Err(e("builtin", format!("'{b}' is not a built-in skill (built-ins: {})", BUILTINS.join(", "))));
         }
+        if let Some(b) = &raw.builtin
+            && *b != name
+        {
+            return Err(e("builtin", format!("a built-in keeps its name: declare it as '{b}'")));
+        }
         let input_names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
         let sim = match raw.sim {
             None => None,

@@ -15,6 +15,7 @@
 )]
 
 // mod launch;
+mod declared;
 #[path = "../common/mosquitto.rs"]
 mod mosquitto;
 #[path = "../common/prom.rs"]

@@ -59,6 +59,11 @@ impl Outputs {
             eprintln!("arbor: publishing cmd_vel failed: {e}");
         }
     }
+    /// Whether anything listens on goal_pose (a goal published to nobody is lost: volatile QoS).
+    pub fn navigator_listens(&self) -> bool {
+        self.goal_pose.get_inter_process_subscription_count().is_ok_and(|n| n > 0)
+    }
+
     fn goal(&self, x: f64, y: f64, yaw: f64) {
         let msg = PoseStamped {
             header: Header { stamp: now_msg(&self.clock), frame_id: self.map_frame.clone() },
@@ -75,6 +80,9 @@ enum Running {
         goal: Point2,
         label: String,
         deadline: SimTime,
+        /// The goal's yaw, and whether the goal went out (it waits for a navigator to listen).
+        yaw: f64,
+        sent: bool,
     },
     Turn {
         yaw: f64,
@@ -186,7 +194,12 @@ impl RosRobot {
             return SkillStatus::Failure(format!("call {id} is not running"));
         };
         let status = match r {
-            Running::Nav { goal, label, deadline } => match pose {
+            Running::Nav { goal, label, deadline, yaw, sent } => match pose {
+                _ if !*sent && self.out.navigator_listens() => {
+                    self.out.goal(goal.x, goal.y, *yaw);
+                    *sent = true;
+                    SkillStatus::Running
+                }
                 Some(p) if p.position().distance(*goal) <= tol => SkillStatus::Success(format!("arrived at {label}")),
                 _ if now >= *deadline => {
                     SkillStatus::Failure(format!("did not reach {label} within {} s", self.nav.timeout_s))
@@ -277,8 +290,14 @@ impl Robot for RosRobot {
                     (Some(r), true) => (p.x, p.y, (p.y - r.y).atan2(p.x - r.x)),
                     (None, _) => (p.x, p.y, 0.0),
                 };
-                self.out.goal(gx, gy, yaw);
+                // Sent now if a navigator listens, else as soon as one does (step).
+                let sent = self.out.navigator_listens();
+                if sent {
+                    self.out.goal(gx, gy, yaw);
+                }
                 Running::Nav {
+                    yaw,
+                    sent,
                     goal: Point2::new(gx, gy),
                     label: target.to_string(),
                     deadline: now.plus(SimTime::from_secs_f64(self.nav.timeout_s)),

@@ -17,6 +17,7 @@
 pub mod bench_trees;
 pub mod blackboard;
 pub mod conditions;
+pub mod custom;
 pub mod engine;
 pub mod export;
 pub mod library;

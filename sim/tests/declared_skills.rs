@@ -49,7 +49,7 @@ fn ticks(dir: &Path) -> Vec<TickRecord> {
 fn a_scenario_of_declared_skills_runs_records_and_replays() {
     let (scenario, _) = courier();
     let m = scenario.manifest.clone().expect("the scenario names its manifest");
-    assert_eq!(m.skills.len(), 8);
+    assert_eq!(m.skills.len(), 11);
     assert!(m.skills.iter().all(|s| s.builtin.is_none()), "no physical built-in in this domain");
     let dir = tempfile::tempdir().unwrap();
     let tree = arbor_behaviors::load_tree(&root().join("sim/trees/courier.yaml")).unwrap();
@@ -117,7 +117,7 @@ fn bad_manifests_are_refused_at_load_with_file_line_skill_and_field() {
         "{name: door, type: entity, description: which door}\n    sim:\n      holds",
         "{name: door, type: entty, description: which door}\n    sim:\n      holds",
     ));
-    assert!(e.contains("skills.yaml:85: skill 'door_open': field 'inputs.door.type': unknown type 'entty'"), "{e}");
+    assert!(e.contains("skills.yaml:115: skill 'door_open': field 'inputs.door.type': unknown type 'entty'"), "{e}");
     // A condition the simulator cannot answer is refused before the run, not failed at tick time.
     let e = load(&manifest.replace("    sim:\n      holds: [\"open({door})\"]\n", ""));
     assert!(e.contains("skill 'door_open'") && e.contains("the simulator cannot answer it"), "{e}");

@@ -91,6 +91,67 @@ fn twenty_goals_all_give_valid_trees() {
     assert!(trees >= 15, "too many refusals: {refusals}");
 }
 
+/// A robot the planner has never seen: the courier's 11 declared skills (sim/skills/courier.yaml,
+/// none of them the photographer's). `arbor plan` loads them from the scenario's `skills:` and
+/// writes trees over exactly those skills (and the memory-backed conditions), which load and
+/// check against the manifest; none names a photographer skill.
+#[test]
+fn arbor_plan_over_a_manifest_of_unseen_skills_writes_trees_of_those_skills() {
+    let manifest = arbor_behaviors::SkillManifest::load(&root().join("sim/skills/courier.yaml")).unwrap();
+    assert!(manifest.skills.len() >= 10);
+    let registry = arbor_runtime::skills::registry_of(&manifest);
+    let library = arbor_behaviors::NodeLibrary::with_skills(&registry);
+    let scenario = Scenario::load(&root().join("sim/scenarios/courier.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let goals = [
+        "bring the cup from the kitchen to the office",
+        "open the office door",
+        "go to the dock and dock",
+        "find the cup and give it to ann",
+    ];
+    let mut trees = 0;
+    for (i, goal) in goals.iter().enumerate() {
+        let out = dir.path().join(format!("plan{i}.yaml"));
+        let o = arbor(&[
+            "plan",
+            goal,
+            "--scenario",
+            "sim/scenarios/courier.yaml",
+            "--max-tokens",
+            "200",
+            "--threads",
+            "1",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success() || stdout(&o).contains("refuse"), "{goal}: {}\n{}", stdout(&o), stderr(&o));
+        if !out.exists() {
+            continue;
+        }
+        trees += 1;
+        let tree = arbor_behaviors::load_tree(&out).unwrap();
+        let checked =
+            tree.check(goal, &library, Some(&scenario.vocabulary()), false).unwrap_or_else(|e| panic!("{goal}: {e}"));
+        let mut skills = Vec::new();
+        collect_leaves(&checked.tree().trees[0].root, &mut skills);
+        for s in &skills {
+            assert!(registry.get(s).is_some() || library.get(s).is_some(), "{goal}: '{s}' is not the courier's");
+            assert!(arbor_runtime::skills::photographer().get(s).is_none(), "{goal}: '{s}' is a photographer skill");
+        }
+        assert!(skills.iter().any(|s| manifest.get(s).is_some()), "{goal}: no declared skill in {skills:?}");
+    }
+    assert!(trees >= 3, "only {trees} of {} goals gave a tree", goals.len());
+}
+
+fn collect_leaves(n: &arbor_behaviors::Node, out: &mut Vec<String>) {
+    if n.children.is_empty() {
+        out.push(n.id.clone());
+    }
+    for c in &n.children {
+        collect_leaves(c, out);
+    }
+}
+
 #[test]
 fn smuggled_instructions_give_a_valid_tree_or_a_refusal() {
     let s = scenario();

@@ -101,3 +101,62 @@ fn dot_and_mermaid() {
     let o = arbor(&["tree", "dot", "--mermaid", TREE]);
     assert!(stdout(&o).starts_with("flowchart TD"), "{}", stdout(&o));
 }
+
+/// One manifest feeds the CLI: `arbor skills --skills`, `arbor tree validate --skills` (and a
+/// scenario's `skills:`), `arbor sim` on a scenario of declared skills; a bad manifest is an
+/// error naming its file, line, skill and field, before anything runs.
+#[test]
+fn a_skill_manifest_feeds_skills_validate_and_sim() {
+    let o = arbor(&["skills", "--skills", "sim/skills/courier.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("pick (action): pick up an object") && out.contains("-> weight_kg: number (output)"), "{out}");
+    assert!(
+        out.contains("is_holding (condition)") && out.contains("runs on: sim model, ros2 std_msgs/msg/String"),
+        "{out}"
+    );
+    assert!(!out.contains("capture_photo"), "{out}");
+    let o = arbor(&["tree", "validate", "--skills", "sim/skills/courier.yaml", "sim/trees/courier.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = arbor(&["tree", "validate", "--scenario", "sim/scenarios/courier.yaml", "sim/trees/courier.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The photographer's tree names skills this robot does not have.
+    let o = arbor(&["tree", "validate", "--skills", "sim/skills/courier.yaml", TREE]);
+    assert!(!o.status.success() && stderr(&o).contains("navigate_to"), "{}", stderr(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    let text = std::fs::read_to_string(root().join("sim/skills/courier.yaml")).unwrap();
+    std::fs::write(&bad, text.replace("success_probability: 0.95", "success_probability: 2")).unwrap();
+    let o = arbor(&["skills", "--skills", bad.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.yaml:") && err.contains("skill 'open_door': field 'sim.success_probability'"), "{err}");
+    let run = dir.path().join("run");
+    let o = arbor(&[
+        "sim",
+        "--scenario",
+        "sim/scenarios/courier.yaml",
+        "--tree",
+        "sim/trees/courier.yaml",
+        "--skills",
+        bad.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!run.exists(), "nothing ran");
+    let o = arbor(&[
+        "sim",
+        "--scenario",
+        "sim/scenarios/courier.yaml",
+        "--tree",
+        "sim/trees/courier.yaml",
+        "--seed",
+        "2",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success() && stdout(&o).contains("outcome   SUCCESS"), "{}\n{}", stdout(&o), stderr(&o));
+    let o = arbor(&["replay", run.to_str().unwrap()]);
+    assert!(stdout(&o).contains("IDENTICAL"), "{}", stdout(&o));
+}

@@ -621,11 +621,16 @@ impl Memory {
         let fact_ids = semantic::forget(&mut self.episodic, entity)?;
         let keys: Vec<i64> = event_ids.iter().copied().chain(fact_ids.iter().map(|f| -f)).collect();
         let embeddings = self.delete_embeddings(&keys)?;
-        // The full-text index keeps deleted terms until its segments merge: merge them now, then
-        // move the WAL into the (secure-deleted) main file and truncate it.
+        // The full-text index keeps deleted terms until its segments merge: merge them now. Then
+        // rebuild the file from its live rows (VACUUM): secure_delete zeroes deleted cells, but
+        // not the stale copies an earlier page rewrite left in a page's free space, nor pages
+        // written before it was on. Last, move the WAL into the main file and truncate it.
         self.episodic
             .connection()
-            .execute_batch("INSERT INTO events_fts(events_fts) VALUES ('optimize'); PRAGMA wal_checkpoint(TRUNCATE);")
+            .execute_batch(
+                "INSERT INTO events_fts(events_fts) VALUES ('optimize'); PRAGMA wal_checkpoint(TRUNCATE); \
+                 VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+            )
             .map_err(|e| self.err(e))?;
         Ok(ForgetReport { entity: entity.to_string(), events: event_ids.len(), facts: fact_ids.len(), embeddings })
     }

@@ -52,6 +52,20 @@ fn memory_cli_answers_questions_about_a_run_and_forgets_on_request() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(!v.to_string().to_lowercase().contains("alice came"), "{v}");
     assert!(v["subject"].is_null(), "alice is unknown now: {v}");
+    // No trace in any file of the database: its pages (free ones too), the WAL, the
+    // full-text index, the embeddings (the run's memory was consolidated and embedded above).
+    let files: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("memory.sqlite"))
+        .collect();
+    assert!(!files.is_empty());
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        let lower: Vec<u8> = bytes.iter().map(u8::to_ascii_lowercase).collect();
+        let hits = lower.windows(5).filter(|w| *w == b"alice").count();
+        assert_eq!(hits, 0, "{}: 'alice' {hits} times after forget", f.display());
+    }
 }
 
 #[test]

@@ -68,7 +68,9 @@ pub fn pipeline_config(path: Option<&std::path::Path>) -> Result<PipelineConfig>
     match path {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            serde_yaml::from_str::<PipelineConfig>(&text).with_context(|| p.display().to_string())
+            let cfg = serde_yaml::from_str::<PipelineConfig>(&text).with_context(|| p.display().to_string())?;
+            cfg.validate().map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            Ok(cfg)
         }
         None => Ok(PipelineConfig::default()),
     }

@@ -57,6 +57,7 @@ fn load_inner(path: &Path, stack: &mut Vec<PathBuf>) -> Result<Tree, TreeError> 
 
 /// Parses XML text with no includes (an include is an error here: it needs a file path).
 pub fn parse(text: &str, source: &str) -> Result<Tree, TreeError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let (tree, includes) = parse_doc(text, source)?;
     if let Some((inc, line)) = includes.first() {
         return Err(TreeError::Invalid {

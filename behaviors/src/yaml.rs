@@ -45,6 +45,8 @@ pub fn load_file(path: &Path) -> Result<Tree, TreeError> {
 
 /// Parses tree YAML; `source` names it in errors (a file path, "<planner>", ...).
 pub fn parse(text: &str, source: &str) -> Result<Tree, TreeError> {
+    // A UTF-8 byte order mark (editors on Windows write one) is not a second document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let doc: Y = serde_yaml::from_str(text).map_err(|e| syntax(source, &e))?;
     let Y::Mapping(top) = doc else {
         return Err(TreeError::File {
@@ -397,6 +399,17 @@ fn node_to_yaml(node: &Node) -> Y {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_order_mark_is_not_a_second_document() {
+        let t = parse("\u{feff}name: t\nroot:\n  say: {text: hi}\n", "bom.yaml").unwrap();
+        assert_eq!(t.name, "t");
+        let x = crate::xml::parse(
+            "\u{feff}<root BTCPP_format=\"4\"><BehaviorTree ID=\"M\"><AlwaysSuccess/></BehaviorTree></root>",
+            "bom.xml",
+        );
+        assert!(x.is_ok(), "{x:?}");
+    }
 
     #[test]
     fn scalars_round_trip_as_text() {

@@ -52,6 +52,22 @@ fn default_votes() -> u32 {
     2
 }
 
+impl PipelineConfig {
+    /// Checks the values (field named in the error), before any frame is processed.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.face_height_m.is_finite() && self.face_height_m > 0.05 && self.face_height_m <= 0.5) {
+            return Err(format!("face_height_m: must be in (0.05, 0.5] metres, got {}", self.face_height_m));
+        }
+        if !(self.face_size_spread.is_finite() && (0.0..1.0).contains(&self.face_size_spread)) {
+            return Err(format!("face_size_spread: must be in [0, 1), got {}", self.face_size_spread));
+        }
+        if self.min_votes == 0 {
+            return Err("min_votes: must be at least 1".into());
+        }
+        self.attention.validate()
+    }
+}
+
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
@@ -137,7 +153,7 @@ impl std::fmt::Debug for Pipeline {
 impl Pipeline {
     /// Builds the configured detector (loads the model).
     pub fn new(cfg: PipelineConfig, camera: CameraModel) -> Result<Self, DetectError> {
-        cfg.attention.validate().map_err(DetectError::Config)?;
+        cfg.validate().map_err(DetectError::Config)?;
         let detector = cfg.detector.build()?;
         Ok(Self::with_detector(cfg, camera, detector))
     }
@@ -348,5 +364,19 @@ impl Pipeline {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_are_refused_naming_the_field() {
+        assert!(PipelineConfig::default().validate().is_ok());
+        let c = PipelineConfig { face_height_m: -1.0, ..PipelineConfig::default() };
+        assert!(c.validate().unwrap_err().starts_with("face_height_m:"));
+        let c = PipelineConfig { face_size_spread: 1.5, ..PipelineConfig::default() };
+        assert!(c.validate().unwrap_err().starts_with("face_size_spread:"));
     }
 }

@@ -347,6 +347,15 @@ impl TryFrom<serde_yaml::Value> for Criterion {
     }
 }
 
+/// Distance from point `p` to the segment a-b.
+fn segment_distance(p: [f64; 2], a: [f64; 2], b: [f64; 2]) -> f64 {
+    let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 > 0.0 { (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
+    let (x, y) = (a[0] + t * dx, a[1] + t * dy);
+    ((p[0] - x).powi(2) + (p[1] - y).powi(2)).sqrt()
+}
+
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
@@ -463,6 +472,19 @@ impl Scenario {
         let r = &self.robot;
         if !inside([r.pose[0], r.pose[1]]) || !r.pose[2].is_finite() {
             return bad("robot.pose".into(), "must be [x, y, yaw_deg] inside the map".into());
+        }
+        // A robot that starts in a wall cannot move: say so now, not as a failed run.
+        for (i, w) in self.map.walls.iter().enumerate() {
+            let d = segment_distance([r.pose[0], r.pose[1]], w[0], w[1]);
+            if d < r.radius {
+                return bad(
+                    "robot.pose".into(),
+                    format!(
+                        "[{}, {}] is {d:.2} m from wall map.walls[{i}], less than the robot's radius {} m",
+                        r.pose[0], r.pose[1], r.radius
+                    ),
+                );
+            }
         }
         for (field, v, lo, hi) in [
             ("robot.radius", r.radius, 0.05, 2.0),
@@ -606,6 +628,17 @@ mod tests {
         let v = s.vocabulary();
         assert!(v.places.contains(&"kitchen".to_string()) && v.entities.contains(&"mug".to_string()));
         assert_eq!(s.room_at(Point2::new(12.0, 2.0)), Some("kitchen"));
+    }
+
+    #[test]
+    fn a_robot_that_starts_in_a_wall_is_refused() {
+        // The wall lobby | kitchen runs along x = 6 from y = 0 to 2.
+        let e = err(&PHOTOGRAPHER.replace("pose: [2, 3, 0]", "pose: [6.1, 1, 0]"));
+        assert!(
+            e.contains("robot.pose") && e.contains("from wall map.walls[0], less than the robot's radius 0.3 m"),
+            "{e}"
+        );
+        assert!(Scenario::parse(&PHOTOGRAPHER.replace("pose: [2, 3, 0]", "pose: [6.5, 1, 0]"), "s.yaml").is_ok());
     }
 
     #[test]

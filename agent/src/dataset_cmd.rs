@@ -86,6 +86,9 @@ pub enum DatasetCommand {
 pub fn run(cmd: DatasetCommand) -> Result<ExitCode> {
     match cmd {
         DatasetCommand::Generate { scenario, episodes, jobs, seed, negatives, llm, output, plan } => {
+            if llm {
+                crate::plan::require_llm("dataset generate --llm")?;
+            }
             generate_cmd(&scenario, episodes, jobs, seed, negatives, llm, &output, &plan)
         }
         DatasetCommand::Build { runs, output, outcome, val_percent, redact_names, prompt_style, examples } => {
@@ -322,6 +325,14 @@ fn read_run(dir: &Path) -> Result<RunLine> {
     let first = text.lines().next().with_context(|| format!("{}: empty", ds.display()))?;
     let line: DatasetLine =
         serde_json::from_str(first).with_context(|| format!("{}: line 1 is not a dataset line", ds.display()))?;
+    // The project's line schema: system, user, assistant, none empty.
+    let roles: Vec<&str> = line.messages.iter().map(|m| m.role.as_str()).collect();
+    if roles != ["system", "user", "assistant"] {
+        bail!("{}: line 1: messages must be system, user, assistant; got [{}]", ds.display(), roles.join(", "));
+    }
+    if let Some(m) = line.messages.iter().find(|m| m.content.trim().is_empty()) {
+        bail!("{}: line 1: the {} message is empty", ds.display(), m.role);
+    }
     let timings = std::fs::read_to_string(dir.join("timing.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
     let names = std::fs::read_to_string(dir.join("scenario.yaml"))
         .ok()
@@ -425,7 +436,21 @@ fn build_cmd(
     if dirs.is_empty() {
         bail!("no run directories (with dataset.jsonl) under {inputs:?}");
     }
-    let runs = dirs.iter().map(|d| read_run(d)).collect::<Result<Vec<_>>>()?;
+    // A run that cannot be read is reported and left out; the others are built (exit 1 then).
+    let mut runs = Vec::with_capacity(dirs.len());
+    let mut skipped = Vec::new();
+    for d in &dirs {
+        match read_run(d) {
+            Ok(r) => runs.push(r),
+            Err(e) => skipped.push(format!("{e:#}")),
+        }
+    }
+    for s in &skipped {
+        eprintln!("skipped {s}");
+    }
+    if runs.is_empty() {
+        bail!("no readable run among {} run directories", dirs.len());
+    }
     let mut built = dataset::build(runs, opts);
     if examples > 0 {
         add_examples(&mut built, examples)?;
@@ -453,6 +478,10 @@ fn build_cmd(
         s.runs_read, s.train, s.val, s.preference_pairs, s.duplicates_dropped, s.filtered_by_outcome
     );
     println!("wrote {}/{{train,val,preferences}}.jsonl and README.md", output.display());
+    if !skipped.is_empty() {
+        eprintln!("{} run(s) left out: their dataset lines could not be read (above)", skipped.len());
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -71,6 +71,18 @@ pub fn eval_cmd(suite_path: &Path, models: &[String], output: &Path, args: &Plan
     let base_path = suite_path.parent().unwrap_or(Path::new(".")).join(&suite.scenario);
     let base = Scenario::load(&base_path)?;
     let models: Vec<String> = if models.is_empty() { vec!["expert".into()] } else { models.to_vec() };
+    // Every model is checked before the first episode: a build without the planner, or a
+    // model file that is not there, is an error, never a row of 0 % (nothing was planned).
+    for spec in &models {
+        let file = spec.strip_suffix("+examples").or_else(|| spec.strip_suffix("+no-examples")).unwrap_or(spec);
+        if file == "expert" {
+            continue;
+        }
+        crate::plan::require_llm(&format!("--model-under-test {spec}"))?;
+        if !Path::new(file).is_file() {
+            bail!("--model-under-test {spec}: {file} is not a file (a GGUF model, or `expert`)");
+        }
+    }
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
     let mut results = Vec::new();
     for spec in &models {

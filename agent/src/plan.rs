@@ -84,6 +84,17 @@ impl PlanArgs {
     }
 }
 
+/// An error when this build has no LLM planner (feature `llm`) and `what` needs one.
+pub fn require_llm(what: &str) -> Result<()> {
+    if cfg!(feature = "llm") {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{what}: this arbor was built without the LLM planner: build with `cargo build --release --features llm` \
+         (compiles llama.cpp; needs cmake and clang, see README)"
+    )
+}
+
 /// Replaces the names of people and places in `text` by "someone" and "place" (whole
 /// words, any case), so that retrieval compares what a goal asks, not whom or where: "capture an
 /// image of noor, then make your way to the lobby" and "photograph bob, then go to the office"

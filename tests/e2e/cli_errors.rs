@@ -179,3 +179,87 @@ fn a_bad_fleet_file_is_reported_before_the_run() {
     assert!(stderr(&o).contains("robot.yaml"), "{}", stderr(&o));
     assert!(!out.exists(), "no run was made");
 }
+
+/// Accepted silently before: a planner asked of a build without one, a model that is not
+/// there, a dataset line without its assistant message, a robot in a wall, a face of -1 m.
+#[test]
+fn what_cannot_be_done_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // eval with a model file that does not exist: refused before the first episode.
+    let ev = d.join("eval");
+    let o = arbor(&[
+        "eval",
+        "--suite",
+        "sim/suites/heldout.yaml",
+        "--model-under-test",
+        "x.gguf",
+        "-o",
+        ev.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--model-under-test x.gguf"), "{}", stderr(&o));
+    assert!(!ev.exists(), "no eval output");
+    if !cfg!(feature = "llm") {
+        let dg = d.join("dg");
+        let o = arbor(&[
+            "dataset",
+            "generate",
+            "--scenario",
+            SCENARIO,
+            "--episodes",
+            "1",
+            "--llm",
+            "-o",
+            dg.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("built without the LLM planner"), "{}", stderr(&o));
+        assert!(!dg.exists());
+    }
+    // A run whose dataset line lacks the assistant message is left out, named, exit 1.
+    let runs = d.join("runs");
+    for name in ["good", "bad"] {
+        let o = arbor(&["sim", "--scenario", SCENARIO, "--tree", TREE, "--out", runs.join(name).to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let bad = runs.join("bad/dataset.jsonl");
+    let mut line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&bad).unwrap().lines().next().unwrap()).unwrap();
+    line["messages"].as_array_mut().unwrap().pop();
+    std::fs::write(&bad, format!("{line}\n")).unwrap();
+    let ds = d.join("ds");
+    let o = arbor(&["dataset", "build", runs.to_str().unwrap(), "-o", ds.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad/dataset.jsonl: line 1: messages must be system, user, assistant; got [system, user]"),
+        "{}",
+        stderr(&o)
+    );
+    let train = std::fs::read_to_string(ds.join("train.jsonl")).unwrap()
+        + &std::fs::read_to_string(ds.join("val.jsonl")).unwrap();
+    assert_eq!(train.lines().count(), 1, "only the good run's line");
+    // Scenario and perception values checked before the run directory is made.
+    let scenario = write(d, "wall.yaml", &scenario_text().replace("pose: [2, 3, 0]", "pose: [6.1, 1, 0]"));
+    let out = d.join("wall");
+    let e = sim_err(&scenario, TREE, &out);
+    assert!(e.contains("robot.pose") && e.contains("map.walls[0]"), "{e}");
+    let pc = write(d, "pc.yaml", "face_height_m: -1\n");
+    let out = d.join("face");
+    let o = arbor(&[
+        "sim",
+        "--scenario",
+        SCENARIO,
+        "--tree",
+        TREE,
+        "--perception",
+        "camera",
+        "--perception-config",
+        &pc,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("pc.yaml: face_height_m: must be in (0.05, 0.5]"), "{}", stderr(&o));
+    assert!(!out.exists(), "nothing written");
+}

@@ -129,6 +129,27 @@ fn garbage_is_refused_with_the_file_named() {
     assert!(err.contains("bad.mcap") && err.contains("/arbor/run"), "{err}");
 }
 
+/// 16 flipped bytes inside the chunks of a complete recording: an error naming the file and
+/// what failed (the chunk's CRC), never a replay of damaged data (nor a Groot2 log made of it).
+#[test]
+fn damaged_chunks_are_errors_not_data() {
+    let dir = tempfile::tempdir().unwrap();
+    run_with(photographer_tree(), 2, dir.path());
+    let good = std::fs::read(dir.path().join("run.mcap")).unwrap();
+    for frac in [0.25, 0.5, 0.75] {
+        let mut bytes = good.clone();
+        let at = (bytes.len() as f64 * frac) as usize;
+        for b in &mut bytes[at..at + 16] {
+            *b ^= 0xff;
+        }
+        let path = dir.path().join("flipped.mcap");
+        std::fs::write(&path, &bytes).unwrap();
+        let err = replay_run(&path, None).unwrap_err().to_string();
+        assert!(err.contains("flipped.mcap") && err.contains("damaged"), "{frac}: {err}");
+        assert!(Recording::open(&path).is_err());
+    }
+}
+
 #[test]
 fn the_groot2_log_holds_the_tree_and_every_transition() {
     let dir = tempfile::tempdir().unwrap();

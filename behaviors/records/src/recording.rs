@@ -455,7 +455,8 @@ impl Recording {
         if !bytes.starts_with(mcap::MAGIC) {
             return Err(fmt("not an MCAP file (no magic bytes at the start)".into()));
         }
-        let opts = enumset::EnumSet::only(mcap::read::Options::IgnoreEndMagic);
+        // Chunk CRCs are checked: a damaged chunk is an error, never replayed as if it were data.
+        let opts = mcap::read::Options::IgnoreEndMagic | mcap::read::Options::ValidateChunkCrcs;
         let stream = mcap::MessageStream::new_with_options(&bytes, opts).map_err(|e| fmt(e.to_string()))?;
         let mut out = Vec::new();
         let mut truncated = None;
@@ -464,6 +465,14 @@ impl Recording {
                 Ok(m) => {
                     let Some(topic) = Topic::from_name(&m.channel.topic) else { continue };
                     out.push(RawMessage { topic, t_ns: m.log_time, data: m.data.into_owned() });
+                }
+                Err(e @ mcap::McapError::BadChunkCrc { .. }) => {
+                    return Err(fmt(format!("damaged: a chunk after message {} fails its CRC check ({e})", out.len())));
+                }
+                // A complete file (its footer is there) that cannot be read on is damaged, not cut
+                // short: a chunk that does not decompress, a record that does not parse.
+                Err(e) if mcap::read::footer(&bytes).is_ok() => {
+                    return Err(fmt(format!("damaged: the record after message {} cannot be read ({e})", out.len())));
                 }
                 Err(e) => {
                     truncated = Some(format!("file ends early after {} messages ({e})", out.len()));

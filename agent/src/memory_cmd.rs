@@ -88,6 +88,7 @@ pub fn run(cmd: MemoryCommand) -> Result<ExitCode> {
     match cmd {
         MemoryCommand::Stats { db, json } => {
             let mem = Memory::open(db_path(&db)?)?;
+            mem.check_integrity()?;
             let s = mem.stats()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);

@@ -662,6 +662,22 @@ impl Memory {
         Ok(ids.len())
     }
 
+    /// SQLite's `quick_check` over every page: a damaged database is an error naming the file and
+    /// the first problem found, not figures read from whatever pages still parse.
+    pub fn check_integrity(&self) -> Result<(), MemoryError> {
+        let conn = self.episodic.connection();
+        let mut stmt = conn.prepare("PRAGMA quick_check(5)").map_err(|e| self.err(e))?;
+        let rows: Vec<String> =
+            stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?.filter_map(Result::ok).collect();
+        if rows.len() == 1 && rows[0] == "ok" {
+            return Ok(());
+        }
+        Err(MemoryError::Invalid {
+            path: self.episodic.path().to_path_buf(),
+            message: format!("damaged: {}", rows.join("; ")),
+        })
+    }
+
     pub fn stats(&self) -> Result<Stats, MemoryError> {
         let conn = self.episodic.connection();
         let count = |sql: &str| -> Result<u64, MemoryError> {

@@ -104,6 +104,18 @@ fn bad_memory_databases_are_clear_errors() {
     let o = arbor(&["memory", "stats", db.to_str().unwrap(), "--json"]);
     let after = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["events"].as_u64().unwrap();
     assert_eq!(before, after);
+    // A damaged page (64 bytes flipped inside a table page): stats says so, exit 2.
+    let damaged = dir.path().join("damaged.sqlite");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let at = 5 * 4096 + 300;
+    assert!(bytes.len() > at + 64);
+    for b in &mut bytes[at..at + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&damaged, &bytes).unwrap();
+    let o = arbor(&["memory", "stats", damaged.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("damaged.sqlite: damaged:"), "{}", stderr(&o));
     // Bad arguments.
     let o = arbor(&["memory", "query", db.to_str().unwrap(), "  "]);
     assert!(!o.status.success());

@@ -239,6 +239,13 @@ fn what_cannot_be_done_is_refused_before_anything_is_written() {
     let train = std::fs::read_to_string(ds.join("train.jsonl")).unwrap()
         + &std::fs::read_to_string(ds.join("val.jsonl")).unwrap();
     assert_eq!(train.lines().count(), 1, "only the good run's line");
+    // A corrupt outcome.json: the report covers the other runs, names the bad one, exit 1.
+    std::fs::write(runs.join("bad/outcome.json"), "{bad").unwrap();
+    let html = d.join("report.html");
+    let o = arbor(&["report", runs.to_str().unwrap(), "-o", html.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("skipped") && stderr(&o).contains("bad/outcome.json: not JSON"), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&html).unwrap().contains("1 run(s)"));
     // Scenario and perception values checked before the run directory is made.
     let scenario = write(d, "wall.yaml", &scenario_text().replace("pose: [2, 3, 0]", "pose: [6.1, 1, 0]"));
     let out = d.join("wall");

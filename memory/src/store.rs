@@ -571,6 +571,19 @@ impl Memory {
         q.entity = subject.clone();
         let evidence = self.retrieve(&q)?;
         let first = ws.iter().any(|w| matches!(w.as_str(), "first" | "arrive" | "arrived" | "appear" | "appeared"));
+        // Where and when are asked about someone or something memory knows, or about the robot
+        // itself; of a name memory never met ("where was frank") the honest answer is none (the
+        // evidence is still given, nearest first).
+        let about_robot = ws.iter().any(|w| matches!(w.as_str(), "you" | "robot" | "i" | "we" | "your"));
+        let unknown_subject = subject.is_none() && !about_robot;
+        // What the question asks happened: a photo, a sighting, speech (when/where of that kind).
+        let asked_kind = if ws.iter().any(|w| w.starts_with("photo") || w.starts_with("picture")) {
+            Some(EventKind::PhotoTaken)
+        } else if ws.iter().any(|w| matches!(w.as_str(), "said" | "say" | "says" | "told" | "tell")) {
+            Some(EventKind::Said)
+        } else {
+            None
+        };
         let episodes = || {
             evidence.iter().filter_map(|r| match &r.item {
                 Item::Episode { event, .. } => Some((r, event)),
@@ -582,8 +595,16 @@ impl Memory {
             if first { v.first().copied() } else { v.last().copied() }
         }
         let (answer, time) = match kind {
+            QuestionKind::Where | QuestionKind::When if unknown_subject => (None, None),
             QuestionKind::Where => {
-                let hit = pick(episodes().filter(|(_, e)| e.place.is_some()).map(|(_, e)| e).collect(), first);
+                let hit = pick(
+                    episodes()
+                        .filter(|(_, e)| e.place.is_some())
+                        .filter(|(_, e)| asked_kind.is_none_or(|k| e.kind == k))
+                        .map(|(_, e)| e)
+                        .collect(),
+                    first,
+                );
                 (hit.and_then(|e| e.place.clone()), hit.map(|e| e.t))
             }
             QuestionKind::When => {
@@ -593,6 +614,7 @@ impl Memory {
                             subject.is_none() || e.entity.as_ref().map(|x| x.as_str()) == subject.as_deref()
                         })
                         .filter(|(_, e)| e.kind != EventKind::EntityLeft || !first)
+                        .filter(|(_, e)| asked_kind.is_none_or(|k| e.kind == k))
                         .map(|(_, e)| e)
                         .collect(),
                     first,

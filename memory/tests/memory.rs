@@ -146,6 +146,10 @@ fn retrieval_answers_where_who_when_and_builds_a_context() {
     assert_eq!(a.time, Some(SimTime::from_secs_f64(5.0)), "first sighting");
     let a = mem.answer("where is the mug", now).unwrap();
     assert_eq!(a.answer.as_deref(), Some("kitchen"));
+    // Nobody called frank: no answer (the evidence is still there), never a confident place.
+    let a = mem.answer("where was frank last seen", now).unwrap();
+    assert_eq!((a.subject.as_deref(), a.answer.as_deref()), (None, None), "{:#?}", a.evidence);
+    assert!(mem.answer("when did frank arrive", now).unwrap().answer.is_none());
 
     // Relevance ranks by meaning: a question about photos brings photo events and facts (and
     // the photographing goal) first, not arrivals or mugs.

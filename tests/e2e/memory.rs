@@ -26,6 +26,22 @@ fn memory_cli_answers_questions_about_a_run_and_forgets_on_request() {
     assert_eq!(v["answer"], "alice, carol, dave");
     assert!(!v["evidence"].as_array().unwrap().is_empty());
 
+    // When of a photo is the photo's time (not the person's latest sighting); a name memory
+    // never met has no answer.
+    let o = arbor(&["memory", "query", r, "when was carol photographed", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let photo_t = v["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e.to_string().contains("photo of carol"))
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let t = v["answer"].as_str().unwrap().trim_start_matches("t=").trim_end_matches('s').to_string();
+    assert!(!t.is_empty() && photo_t.contains(&format!("{}", (t.parse::<f64>().unwrap() * 1e6).round() as u64)), "{v}");
+    let o = arbor(&["memory", "query", r, "where was frank last seen"]);
+    assert!(stdout(&o).starts_with("answer: memory has nothing that answers this"), "{}", stdout(&o));
+
     let o = arbor(&["memory", "stats", r, "--json"]);
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let events = s["events"].as_u64().unwrap();

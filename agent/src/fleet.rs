@@ -229,10 +229,12 @@ fn topic(robot: &str, leaf: &str) -> String {
 }
 
 /// What a flush did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FlushReport {
     pub acknowledged: usize,
     pub left: usize,
+    /// The broker was never reached: the last connection error.
+    pub unreachable: Option<String>,
 }
 
 /// Connects, publishes the robot's status and every queued episode, and waits for the
@@ -372,6 +374,9 @@ async fn flush_async(cfg: &FleetConfig, outbox: &Outbox, status: &str, deadline:
         let mut connected = false;
         loop {
             let left = deadline.saturating_sub(started.elapsed());
+            if left.is_zero() && !connected && report.unreachable.is_none() {
+                report.unreachable = Some("no answer".into());
+            }
             if left.is_zero() {
                 break 'reconnect;
             }
@@ -386,6 +391,9 @@ async fn flush_async(cfg: &FleetConfig, outbox: &Outbox, status: &str, deadline:
                     if let Some(err) = fatal(&cfg.broker.url, &e) {
                         return Err(err);
                     }
+                    if report.acknowledged == 0 && !connected {
+                        report.unreachable = Some(e.to_string());
+                    }
                     // Unreachable or dropped: try again shortly, until the deadline.
                     tokio::time::sleep(Duration::from_millis(200).min(deadline.saturating_sub(started.elapsed())))
                         .await;
@@ -393,6 +401,7 @@ async fn flush_async(cfg: &FleetConfig, outbox: &Outbox, status: &str, deadline:
                 }
                 Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
                     connected = true;
+                    report.unreachable = None;
                     client.try_publish(topic(&cfg.robot_id, "status"), QoS::AtLeastOnce, true, status.as_bytes())?;
                     fl.other();
                     fl.reload(outbox)?;
@@ -571,12 +580,14 @@ async fn agent_loop_async(
 }
 
 /// Counts of a collector session.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct CollectReport {
     pub received: u64,
     pub written: u64,
     pub duplicates: u64,
     pub invalid: u64,
+    /// The broker was never reached: the last connection error.
+    pub unreachable: Option<String>,
 }
 
 /// Writes an episode as `<out>/<robot>/<episode id>/` (atomically: a temp dir renamed into place).
@@ -652,12 +663,19 @@ async fn collect_async(
                     if matches!(e, ConnectionError::Tls(_)) {
                         bail!("broker {}: TLS failed: {e}", broker.url);
                     }
+                    // Said once per kind of failure, then retried quietly with backoff.
+                    let why = e.to_string();
+                    if report.unreachable.as_deref() != Some(why.as_str()) {
+                        eprintln!("collect   cannot reach {}: {why} (retrying)", broker.url);
+                        report.unreachable = Some(why);
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue 'reconnect;
                 }
                 Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
                     backoff = Duration::from_millis(100);
+                    report.unreachable = None;
                     if !ack.session_present {
                         client.try_subscribe("arbor/+/episodes", QoS::AtLeastOnce)?;
                     }

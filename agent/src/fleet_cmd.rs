@@ -36,11 +36,14 @@ pub fn flush_cmd(fleet_file: &Path, timeout_s: f64) -> Result<ExitCode> {
     let cfg = FleetConfig::load(fleet_file)?;
     let outbox = Outbox::open(&cfg.state_dir, cfg.max_queue)?;
     let r = fleet::flush(&cfg, &outbox, "idle", Duration::from_secs_f64(timeout_s.max(0.0)))?;
+    if let Some(why) = &r.unreachable {
+        eprintln!("fleet     could not reach the broker {}: {why}", cfg.broker.url);
+    }
     println!(
         "fleet     {} episode(s) acknowledged by {}, {} left in the outbox",
         r.acknowledged, cfg.broker.url, r.left
     );
-    Ok(if r.left == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if r.left == 0 && r.unreachable.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 pub struct AgentArgs<'a> {
@@ -139,6 +142,10 @@ pub fn collect_cmd(a: &CollectArgs<'_>) -> Result<ExitCode> {
         "collected {} episode(s): {} received, {} duplicates dropped, {} invalid",
         r.written, r.received, r.duplicates, r.invalid
     );
+    if let Some(why) = &r.unreachable {
+        eprintln!("collect   the broker {} was unreachable when collecting stopped: {why}", a.broker.url);
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

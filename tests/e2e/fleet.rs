@@ -395,3 +395,27 @@ fn tls_with_a_test_ca() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("TLS"), "{}", stderr(&o));
 }
+
+/// No broker listening: `fleet-flush` and `collect` say the connection was refused (once, not
+/// per retry) and exit 1, instead of reporting 0 episodes as if all were well.
+#[test]
+fn no_broker_is_said_not_silently_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let fleet = dir.path().join("robot.yaml");
+    std::fs::write(
+        &fleet,
+        format!("robot_id: r1\nbroker: {{url: \"{url}\"}}\nstate_dir: {}\n", dir.path().join("state").display()),
+    )
+    .unwrap();
+    let o = arbor(&["fleet-flush", "--fleet", fleet.to_str().unwrap(), "--timeout", "2"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stderr(&o).contains("could not reach the broker") && stderr(&o).contains("refused"), "{}", stderr(&o));
+    let out = dir.path().join("collected");
+    let o = arbor(&["collect", "--broker", &url, "-o", out.to_str().unwrap(), "--idle-exit", "2"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("cannot reach") && err.contains("refused"), "{err}");
+    assert_eq!(err.matches("cannot reach").count(), 1, "said once: {err}");
+}

@@ -172,6 +172,15 @@ impl Interfaces {
         Ok(names.iter().zip(sections).map(|(n, s)| (*n, parse_fields(&s, pkg))).collect())
     }
 
+    /// As [`parts`](Self::parts), for a binding that needs this kind of interface (`action`,
+    /// `srv`, `msg`): a message type given to an action binding is an error, not a missing section.
+    pub fn parts_as(&mut self, iface: &str, kind: &str) -> Result<BTreeMap<&'static str, Vec<Field>>> {
+        if iface.split('/').nth(1) != Some(kind) {
+            bail!("'{iface}' is not of kind {kind}: this binding needs pkg/{kind}/Name");
+        }
+        self.parts(iface)
+    }
+
     /// JSON of a message with every field at its default.
     pub fn default_of(&mut self, fields: &[Field]) -> Result<J> {
         let mut m = serde_json::Map::new();
@@ -442,7 +451,7 @@ impl Interfaces {
         };
         match b {
             RosBinding::Action { interface, goal, result, success, .. } => {
-                let parts = self.parts(interface).map_err(err("ros2.action.type"))?;
+                let parts = self.parts_as(interface, "action").map_err(err("ros2.action.type"))?;
                 self.check(&parts["goal"], goal, ports, "").map_err(err("ros2.action.goal"))?;
                 outputs(self, &parts["result"], result, "ros2.action.result")?;
                 if let Some(r) = success {
@@ -450,7 +459,7 @@ impl Interfaces {
                 }
             }
             RosBinding::Service { interface, request, response, success, .. } => {
-                let parts = self.parts(interface).map_err(err("ros2.service.type"))?;
+                let parts = self.parts_as(interface, "srv").map_err(err("ros2.service.type"))?;
                 self.check(&parts["request"], request, ports, "").map_err(err("ros2.service.request"))?;
                 outputs(self, &parts["response"], response, "ros2.service.response")?;
                 if let Some(r) = success {
@@ -458,11 +467,11 @@ impl Interfaces {
                 }
             }
             RosBinding::Publish { interface, message, .. } => {
-                let parts = self.parts(interface).map_err(err("ros2.publish.type"))?;
+                let parts = self.parts_as(interface, "msg").map_err(err("ros2.publish.type"))?;
                 self.check(&parts["message"], message, ports, "").map_err(err("ros2.publish.message"))?;
             }
             RosBinding::Topic { interface, rule, .. } => {
-                let parts = self.parts(interface).map_err(err("ros2.topic.type"))?;
+                let parts = self.parts_as(interface, "msg").map_err(err("ros2.topic.type"))?;
                 self.field_at(&parts["message"], &rule.field).map_err(err("ros2.topic.rule"))?;
             }
             RosBinding::ExecuteSkill { .. } => {}

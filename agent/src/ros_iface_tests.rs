@@ -66,6 +66,9 @@ fn a_manifest_is_checked_against_the_definitions() {
     assert!(e.contains("field 'ros2.action.result.code'") && e.contains("no field 'error'"), "{e}");
     let e = bad(&MANIFEST.replace("nav2_msgs/action/Spin", "nav2_msgs/action/Spinn"));
     assert!(e.contains("field 'ros2.action.type'") && e.contains("no definition of nav2_msgs/action/Spinn"), "{e}");
+    // A message type where an action is needed: an error naming the field, never a panic.
+    let e = bad(&MANIFEST.replace("type: nav2_msgs/action/NavigateToPose", "type: std_msgs/msg/String"));
+    assert!(e.contains("field 'ros2.action.type'") && e.contains("is not of kind action"), "{e}");
     let e = bad(&MANIFEST.replace("success: \"error_code == 0\"", "success: \"code == 0\""));
     assert!(e.contains("ros2.action.success") && e.contains("no field 'code'"), "{e}");
 }

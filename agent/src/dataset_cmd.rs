@@ -437,20 +437,7 @@ fn build_cmd(
         bail!("no run directories (with dataset.jsonl) under {inputs:?}");
     }
     // A run that cannot be read is reported and left out; the others are built (exit 1 then).
-    let mut runs = Vec::with_capacity(dirs.len());
-    let mut skipped = Vec::new();
-    for d in &dirs {
-        match read_run(d) {
-            Ok(r) => runs.push(r),
-            Err(e) => skipped.push(format!("{e:#}")),
-        }
-    }
-    for s in &skipped {
-        eprintln!("skipped {s}");
-    }
-    if runs.is_empty() {
-        bail!("no readable run among {} run directories", dirs.len());
-    }
+    let (runs, skipped) = crate::runs::read_each(&dirs, read_run)?;
     let mut built = dataset::build(runs, opts);
     if examples > 0 {
         add_examples(&mut built, examples)?;
@@ -478,8 +465,8 @@ fn build_cmd(
         s.runs_read, s.train, s.val, s.preference_pairs, s.duplicates_dropped, s.filtered_by_outcome
     );
     println!("wrote {}/{{train,val,preferences}}.jsonl and README.md", output.display());
-    if !skipped.is_empty() {
-        eprintln!("{} run(s) left out: their dataset lines could not be read (above)", skipped.len());
+    if skipped > 0 {
+        eprintln!("{skipped} run(s) left out: their dataset lines could not be read (above)");
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

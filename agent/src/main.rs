@@ -702,10 +702,7 @@ fn validate(
         Some(f) => Some(SkillManifest::load(f)?),
         None => scenario.as_ref().and_then(|s| s.manifest.as_deref().cloned()),
     };
-    let registry = match &manifest {
-        Some(m) => arbor_runtime::skills::registry_of(m),
-        None => arbor_sim::registry(),
-    };
+    let registry = arbor_runtime::skills::registry_for(manifest.as_ref());
     let lib = library_with(&manifests, &registry)?;
     let vocab = scenario.as_ref().map(Scenario::vocabulary);
     let mut failed = 0;

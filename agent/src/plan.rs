@@ -430,11 +430,7 @@ pub mod loaded {
         if let Ok(mut t) = LOAD_TIME.lock() {
             *t += started.elapsed();
         }
-        let registry = match skills {
-            Some(m) => arbor_runtime::skills::registry_of(m),
-            None => arbor_runtime::skills::registry(),
-        };
-        let mut planner = Planner::new(generator, registry);
+        let mut planner = Planner::new(generator, arbor_runtime::skills::registry_for(skills));
         planner.max_attempts = attempts;
         planner.prompt_budget_chars = arbor_runtime::PLAN_PROMPT_BUDGET;
         planner.prompt_style = style;

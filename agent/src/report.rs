@@ -197,30 +197,16 @@ pub fn report(inputs: &[PathBuf], output: &Path) -> Result<ExitCode> {
         bail!("no run directories (with outcome.json) under {inputs:?}");
     }
     // A run whose files cannot be read is named and left out; the report covers the others.
-    let mut runs = Vec::new();
-    let mut skipped = Vec::new();
-    for d in &dirs {
-        let read = || -> Result<Run> {
-            let outcome =
-                read_json(&d.join("outcome.json"))?.with_context(|| format!("{}: no outcome.json", d.display()))?;
-            Ok(Run {
-                dir: d.clone(),
-                outcome,
-                timing: read_json(&d.join("timing.json"))?,
-                plan: read_json(&d.join("plan.json"))?,
-            })
-        };
-        match read() {
-            Ok(r) => runs.push(r),
-            Err(e) => skipped.push(format!("{e:#}")),
-        }
-    }
-    for s in &skipped {
-        eprintln!("skipped {s}");
-    }
-    if runs.is_empty() {
-        bail!("no readable run among {} run directories", dirs.len());
-    }
+    let (runs, skipped) = crate::runs::read_each(&dirs, |d| {
+        let outcome =
+            read_json(&d.join("outcome.json"))?.with_context(|| format!("{}: no outcome.json", d.display()))?;
+        Ok(Run {
+            dir: d.to_path_buf(),
+            outcome,
+            timing: read_json(&d.join("timing.json"))?,
+            plan: read_json(&d.join("plan.json"))?,
+        })
+    })?;
 
     // Latency per stage, merged over runs.
     let mut stages: BTreeMap<String, LatencyHistogram> = BTreeMap::new();
@@ -350,8 +336,8 @@ pub fn report(inputs: &[PathBuf], output: &Path) -> Result<ExitCode> {
     html.push_str("</table></body></html>\n");
     std::fs::write(output, &html).with_context(|| format!("writing {}", output.display()))?;
     println!("wrote {} ({} runs, {} KB)", output.display(), n, html.len() / 1024);
-    if !skipped.is_empty() {
-        eprintln!("{} run(s) left out: their files could not be read (above)", skipped.len());
+    if skipped > 0 {
+        eprintln!("{skipped} run(s) left out: their files could not be read (above)");
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -358,13 +358,7 @@ impl Interfaces {
         frame: &str,
     ) -> Result<J> {
         Ok(match (&f.base, v) {
-            (Base::String, J::String(s)) => {
-                let mut out = s.clone();
-                for (k, val) in params {
-                    out = out.replace(&format!("{{{k}}}"), &arbor_behaviors::manifest::value_text(val));
-                }
-                J::String(out)
-            }
+            (Base::String, J::String(s)) => J::String(arbor_behaviors::manifest::substitute(s, params)),
             (Base::Int(signed, bits), J::Number(n)) => {
                 let x = n.as_f64().unwrap_or(f64::NAN);
                 int_fits(x, *signed, *bits, "value")?;
@@ -490,7 +484,7 @@ fn split<'a>(full: &'a str, kind: &str) -> Result<(&'a str, &'a str)> {
 
 fn whole_placeholder(s: &str) -> Option<&str> {
     let inner = s.strip_prefix('{')?.strip_suffix('}')?;
-    (!inner.is_empty() && inner.chars().all(|c| c.is_alphanumeric() || c == '_')).then_some(inner)
+    arbor_behaviors::manifest::is_word(inner).then_some(inner)
 }
 
 fn pose_type(t: &str) -> bool {

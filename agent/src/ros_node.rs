@@ -339,10 +339,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     robot.declared = declared;
     // The runtime: working memory, the run in progress and its records (the simulator's, too).
     let recorded_skills = manifest.as_deref().map(arbor_runtime::skills::recorded);
-    let registry = match &manifest {
-        Some(m) => arbor_runtime::skills::registry_of(m),
-        None => arbor_runtime::skills::registry(),
-    };
+    let registry = arbor_runtime::skills::registry_for(manifest.as_deref());
     let mut agent = Agent::new(registry, &cfg.memory, metrics.clone());
     // A robot's tree ticks cost little next to the meter: time one tick in 16.
     agent.sample_ticks_every(16);

@@ -77,6 +77,8 @@ impl Declared {
         let latest: Rc<RefCell<BTreeMap<String, J>>> = Rc::default();
         let mut skills = BTreeMap::new();
         let mut watchers: Vec<Watcher> = Vec::new();
+        // One subscription per topic, however many conditions read it.
+        let mut subscribed = std::collections::BTreeSet::new();
         for s in &manifest.skills {
             let Some(b) = &s.ros2 else { continue };
             if s.builtin.is_some() || matches!(b, RosBinding::ExecuteSkill { .. }) {
@@ -107,7 +109,7 @@ impl Declared {
                     topic.clone(),
                 ),
                 RosBinding::Topic { interface, topic, .. } => {
-                    if !latest.borrow().contains_key(topic) && !skills.values().any(|x: &Bound| x.name == *topic) {
+                    if subscribed.insert(topic.clone()) {
                         let mut sub = node.subscribe_untyped(topic, interface, qos.clone()).with_context(what)?;
                         let (l, t) = (latest.clone(), topic.clone());
                         watchers.push(Box::pin(async move {
@@ -292,7 +294,7 @@ impl Declared {
 fn substituted(rule: &Rule, params: &Params) -> Rule {
     let mut r = rule.clone();
     if let J::String(s) = &r.value {
-        r.value = J::String(arbor_sim::symbolic::substitute(s, params));
+        r.value = J::String(arbor_behaviors::manifest::substitute(s, params));
     }
     r
 }

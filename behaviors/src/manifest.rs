@@ -86,7 +86,7 @@ impl Literal {
         let (pred, rest) = t.split_once('(').ok_or_else(|| format!("'{text}' is not pred(arg, ...)"))?;
         let args = rest.strip_suffix(')').ok_or_else(|| format!("'{text}' does not end with ')'"))?;
         let predicate = pred.trim().to_string();
-        if predicate.is_empty() || !predicate.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        if !is_word(&predicate) {
             return Err(format!("'{text}': the predicate must be a word"));
         }
         let args = if args.trim().is_empty() {
@@ -488,7 +488,7 @@ impl SkillManifest {
     fn declared(&self, raw: RawSkill) -> Result<DeclaredSkill, ManifestError> {
         let name = raw.name.clone();
         let e = |field: &str, msg: String| self.err(&name, Some(field), msg);
-        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        if !is_word(&name) {
             return Err(e("name", format!("'{name}' must be a word (letters, digits, _)")));
         }
         if crate::NodeLibrary::builtin().get(&name).is_some() {
@@ -544,7 +544,7 @@ impl SkillManifest {
     fn port(&self, skill: &str, p: &RawPort, section: &str) -> Result<ParamSpec, ManifestError> {
         let field = format!("{section}.{}", p.name);
         let e = |f: &str, msg: String| self.err(skill, Some(&format!("{field}.{f}")), msg);
-        if p.name.is_empty() || !p.name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        if !is_word(&p.name) {
             return Err(self.err(skill, Some(section), format!("port name '{}' must be a word", p.name)));
         }
         let range = |int: bool| -> Result<(f64, f64), ManifestError> {
@@ -770,6 +770,20 @@ impl SkillManifest {
     }
 }
 
+/// A name of letters, digits and `_` (skills, ports, predicates, placeholders).
+pub fn is_word(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// `{port}` in a text replaced by the call's value (as [`value_text`] writes it).
+pub fn substitute(text: &str, params: &Params) -> String {
+    let mut out = text.to_string();
+    for (k, v) in params {
+        out = out.replace(&format!("{{{k}}}"), &value_text(v));
+    }
+    out
+}
+
 /// `{port}` names in a template string.
 pub fn placeholders(s: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -777,7 +791,7 @@ pub fn placeholders(s: &str) -> Vec<String> {
     while let Some(i) = rest.find('{') {
         let Some(j) = rest[i..].find('}') else { break };
         let name = &rest[i + 1..i + j];
-        if !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        if is_word(name) {
             out.push(name.to_string());
         }
         rest = &rest[i + j + 1..];

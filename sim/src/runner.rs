@@ -96,10 +96,7 @@ pub fn run_timed(cfg: &RunConfig) -> Result<(RunSummary, StageLatencies), RunErr
     let pacer =
         cfg.live.realtime.filter(|f| *f > 0.0 && f.is_finite()).map(|factor| Pacer { factor, start: Instant::now() });
     let scenario = &cfg.scenario;
-    let registry = match &scenario.manifest {
-        Some(m) => arbor_runtime::skills::registry_of(m),
-        None => arbor_runtime::skills::registry(),
-    };
+    let registry = arbor_runtime::skills::registry_for(scenario.manifest.as_deref());
     let mut agent = Agent::new(registry, &scenario.memory, cfg.live.metrics.clone());
     let goal = cfg.tree.goal.clone().unwrap_or_else(|| scenario.goal.clone());
     agent.start(

@@ -30,10 +30,6 @@ pub fn parse_atom(text: &str) -> Result<Atom, String> {
     Ok((lit.predicate, args))
 }
 
-pub fn atom_text((p, args): &Atom) -> String {
-    format!("{p}({})", args.join(", "))
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct Symbolic {
     facts: BTreeSet<Atom>,
@@ -77,22 +73,13 @@ impl Symbolic {
     /// Whether a literal holds for a call's parameters (`_` matches any argument).
     pub fn holds(&self, lit: &Literal, params: &Params) -> bool {
         let want = lit.ground(params);
-        let matches = |(p, args): &Atom| {
-            *p == lit.predicate
-                && args.len() == want.len()
-                && args.iter().zip(&want).all(|(a, w)| w.as_ref().is_none_or(|w| w == a))
-        };
-        self.facts.iter().any(matches) != lit.negated
+        self.facts.iter().any(|atom| matches(atom, &lit.predicate, &want)) != lit.negated
     }
 
     fn apply(&mut self, lit: &Literal, params: &Params) {
         let want = lit.ground(params);
         if lit.negated {
-            self.facts.retain(|(p, args)| {
-                !(*p == lit.predicate
-                    && args.len() == want.len()
-                    && args.iter().zip(&want).all(|(a, w)| w.as_ref().is_none_or(|w| w == a)))
-            });
+            self.facts.retain(|atom| !matches(atom, &lit.predicate, &want));
         } else {
             let args = want.into_iter().map(Option::unwrap_or_default).collect();
             self.facts.insert((lit.predicate.clone(), args));
@@ -148,7 +135,7 @@ impl Symbolic {
                 .outputs
                 .iter()
                 .map(|(k, v)| {
-                    let text = substitute(v, call.params);
+                    let text = arbor_behaviors::manifest::substitute(v, call.params);
                     let value = text.parse::<f64>().map(Value::Number).unwrap_or(match text.as_str() {
                         "true" => Value::Bool(true),
                         "false" => Value::Bool(false),
@@ -184,13 +171,9 @@ impl Symbolic {
     }
 }
 
-/// `{port}` in a text replaced by the call's value.
-pub fn substitute(text: &str, params: &Params) -> String {
-    let mut out = text.to_string();
-    for (k, v) in params {
-        out = out.replace(&format!("{{{k}}}"), &arbor_behaviors::manifest::value_text(v));
-    }
-    out
+/// A fact against a grounded literal's predicate and arguments (`None`: any argument).
+fn matches((p, args): &Atom, predicate: &str, want: &[Option<String>]) -> bool {
+    p == predicate && args.len() == want.len() && args.iter().zip(want).all(|(a, w)| w.as_ref().is_none_or(|w| w == a))
 }
 
 fn ground_text(l: &Literal, params: &Params) -> String {

@@ -35,6 +35,14 @@ pub fn registry_of(manifest: &SkillManifest) -> SkillRegistry {
     reg
 }
 
+/// The registry of a robot with `manifest`'s skills, or the photographer's without one.
+pub fn registry_for(manifest: Option<&SkillManifest>) -> SkillRegistry {
+    match manifest {
+        Some(m) => registry_of(m),
+        None => registry(),
+    }
+}
+
 /// A manifest as a run records it (source and text).
 pub fn recorded(m: &SkillManifest) -> arbor_records::recording::RecordedManifest {
     arbor_records::recording::RecordedManifest { source: m.source.clone(), yaml: m.text().to_string() }
